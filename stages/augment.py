@@ -1,0 +1,88 @@
+"""Batched, per-sample random augmentation on tensors: no PIL, no per-image Python loop.
+
+Every image of a batch gets its own random affine transform (rotation, translation, scale,
+shear) in one `affine_grid`/`grid_sample` call, and optionally one black rectangle
+(random erasing / cutout). Randomness comes from the caller's generator, so a step's seed
+fixes every augmentation it sees.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(n: int, bound: float, generator: torch.Generator) -> torch.Tensor:
+    """n samples, uniform in [-bound, bound]."""
+    return (torch.rand(n, generator=generator) * 2 - 1) * bound
+
+
+def random_affine(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    rotate: float = 0.0,
+    translate: float = 0.0,
+    scale: float = 0.0,
+    shear: float = 0.0,
+    fill: float = 0.0,
+) -> torch.Tensor:
+    """Rotate (deg), translate (fraction of side), scale (relative) and shear (deg) each image.
+
+    `fill` is the value of the background that moves in: the normalized black pixel.
+    """
+    if not (rotate or translate or scale or shear):
+        return images
+    n = images.shape[0]
+    angle = torch.deg2rad(_uniform(n, rotate, generator))
+    skew = torch.tan(torch.deg2rad(_uniform(n, shear, generator)))
+    zoom = 1 + _uniform(n, scale, generator)
+    # affine_grid maps output to input coordinates in [-1, 1]: a shift of a fraction t of
+    # the side is 2t there, and zooming in by z samples a region 1/z as large.
+    shift = _uniform(2 * n, 2 * translate, generator).view(n, 2)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack(
+        [
+            torch.stack([cos, cos * skew - sin, shift[:, 0] * zoom], 1),
+            torch.stack([sin, sin * skew + cos, shift[:, 1] * zoom], 1),
+        ],
+        1,
+    ) / zoom.view(n, 1, 1)
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    return F.grid_sample(images - fill, grid, align_corners=False, padding_mode="zeros") + fill
+
+
+def random_erase(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    probability: float,
+    size: float,
+    fill: float = 0.0,
+) -> torch.Tensor:
+    """With `probability`, paint one square of side `size` x image side with `fill`."""
+    if not probability:
+        return images
+    n, _, height, width = images.shape
+    side = max(1, round(size * min(height, width)))
+    chosen = torch.rand(n, generator=generator) < probability
+    top = torch.randint(0, height - side + 1, (n,), generator=generator)
+    left = torch.randint(0, width - side + 1, (n,), generator=generator)
+    rows = torch.arange(height)
+    cols = torch.arange(width)
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)  # (n, H)
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)  # (n, W)
+    mask = (in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None]).unsqueeze(1)
+    return images.masked_fill(mask.to(images.device), fill)
+
+
+def augment(images: torch.Tensor, settings: dict, generator: torch.Generator, fill: float) -> torch.Tensor:
+    """Apply a step's `augment` params to a batch."""
+    images = random_affine(
+        images,
+        generator,
+        settings["rotate"],
+        settings["translate"],
+        settings["scale"],
+        settings["shear"],
+        fill,
+    )
+    return random_erase(images, generator, settings["erase"], settings["erase_size"], fill)

@@ -1,0 +1,32 @@
+"""Model files: a torch.export program, loadable without this project's code, that
+carries the step's params (the recipe it was trained with) as an extra file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stages.files import atomic_path
+from stages.nets import IMAGE_SHAPE
+
+CONFIG_FILE = "config.json"
+
+
+def save_model(model: nn.Module, config: dict[str, Any], path: Path) -> None:
+    """Export `model` (in eval mode, on the CPU) with a dynamic batch dimension."""
+    model = model.cpu().eval()
+    example = torch.zeros(2, *IMAGE_SHAPE)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    with atomic_path(path) as tmp:
+        torch.export.save(program, tmp, extra_files={CONFIG_FILE: json.dumps(config)})
+
+
+def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The exported model (images -> logits) and the config saved with it."""
+    extra = {CONFIG_FILE: ""}
+    program = torch.export.load(path, extra_files=extra)
+    return program.module(), json.loads(extra[CONFIG_FILE])

@@ -1,0 +1,117 @@
+"""Stage `download`: fetch the four MNIST IDX files into data/raw, verified by sha256.
+
+Sources, in order: $MNIST_MIRROR (a folder or file:// URL), `data.local_mirror`, then the
+HTTP mirrors of `data.mirrors`. Each may hold `<name>.gz` or `<name>`; the sha256 of the
+*decompressed* file is what counts, since re-compressed copies differ byte for byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import sys
+import urllib.parse
+import urllib.request
+import zlib
+from pathlib import Path
+
+from tqdm import tqdm
+
+from stages.config import REQUIRED, ParamsError, exit_on_params_error, load_params, read_section, require
+from stages.files import write_bytes
+from stages.paths import MNIST_FILES, RAW_DIR
+
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 16
+TIMEOUT_S = 30
+DATA_KEYS = {"local_mirror": (str, ""), "mirrors": (list, REQUIRED), "sha256": (dict, REQUIRED)}
+
+
+class DownloadError(RuntimeError):
+    pass
+
+
+def read_data_params(params: dict) -> dict:
+    data = read_section(params.get("data"), DATA_KEYS, "data")
+    for name in MNIST_FILES.values():
+        digest = data["sha256"].get(name)
+        require(
+            isinstance(digest, str) and len(digest) == 64,
+            f"data.sha256.{name}",
+            "needs the 64-hex-digit sha256 of the decompressed file",
+        )
+    return data
+
+
+def mirror_list(data: dict) -> list[str]:
+    local = [m for m in (os.environ.get("MNIST_MIRROR", ""), data["local_mirror"]) if m]
+    return local + [str(m) for m in data["mirrors"]]
+
+
+def _read_source(location: str, label: str) -> bytes:
+    """Bytes of a local path, file:// URL or http(s):// URL, with a progress bar."""
+    if location.startswith(("http://", "https://")):
+        with urllib.request.urlopen(location, timeout=TIMEOUT_S) as response:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            chunks = []
+            with tqdm(total=size, unit="B", unit_scale=True, desc=label, leave=False) as bar:
+                while chunk := response.read(CHUNK):
+                    chunks.append(chunk)
+                    bar.update(len(chunk))
+            return b"".join(chunks)
+    if location.startswith("file://"):
+        location = urllib.parse.unquote(urllib.parse.urlparse(location).path)
+    return Path(location).read_bytes()
+
+
+def fetch_verified(mirror: str, name: str, sha256: str) -> bytes:
+    """The decompressed, verified content of `name` from one mirror; raise OSError why not."""
+    reasons = []
+    for candidate in (f"{name}.gz", name):
+        location = mirror.rstrip("/") + "/" + candidate
+        try:
+            data = _read_source(location, candidate)
+            if data[:2] == GZIP_MAGIC:
+                data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:
+            reasons.append(f"{candidate}: {error}")
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            reasons.append(f"{candidate}: sha256 {digest[:12]}... is not the expected {sha256[:12]}...")
+            continue
+        return data
+    raise OSError("; ".join(reasons))
+
+
+def download(name: str, sha256: str, mirrors: list[str]) -> bytes:
+    tried = []
+    for mirror in mirrors:
+        try:
+            return fetch_verified(mirror, name, sha256)
+        except OSError as error:
+            tried.append(f"  {mirror}: {error}")
+    raise DownloadError(
+        f"could not get {name} from any mirror:\n" + "\n".join(tried) + "\n"
+        "Set MNIST_MIRROR=/path/to/folder holding the four MNIST *-ubyte(.gz) files to work offline."
+    )
+
+
+@exit_on_params_error
+def main() -> None:
+    data = read_data_params(load_params())
+    mirrors = mirror_list(data)
+    if not mirrors:
+        raise ParamsError("data.mirrors: no mirror given and MNIST_MIRROR is not set")
+    for name in tqdm(MNIST_FILES.values(), desc="download", unit="file"):
+        content = download(name, data["sha256"][name], mirrors)
+        write_bytes(RAW_DIR / name, content)
+    print(f"download: {len(MNIST_FILES)} files verified by sha256 in {RAW_DIR}/", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except DownloadError as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,219 @@
+"""The training loop: optimizer and LR schedule factories, epochs, per-epoch history."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stages.augment import augment
+from stages.config import StepConfig
+from stages.dataset import Mnist
+
+EVAL_BATCH = 2000  # inference only: large batches amortize per-call overhead
+NAN_CHECK_EVERY = 100  # batches; checking every batch would sync the device each step
+BAR_UPDATE_EVERY = 50  # batches between loss read-outs on the progress bar
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed every RNG a step uses; return the generator for data order and augmentation."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def thread_count(step: StepConfig) -> int:
+    """$MNIST_THREADS, else the step's `threads`, else every core.
+
+    Two torch processes that each use every core run ~10x slower than one: parallel
+    experiments set MNIST_THREADS to their share of the cores.
+    """
+    return int(os.environ.get("MNIST_THREADS") or step.threads or os.cpu_count() or 1)
+
+
+def pick_device(step: StepConfig) -> torch.device:
+    if step.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(step.device)
+
+
+def make_optimizer(model: nn.Module, settings: dict) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if settings["name"] == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=settings["lr"],
+            momentum=settings["momentum"],
+            nesterov=settings["nesterov"],
+            weight_decay=settings["weight_decay"],
+        )
+    optimizer = torch.optim.Adam if settings["name"] == "adam" else torch.optim.AdamW
+    return optimizer(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+
+
+class KerasPlateau:
+    """The Keras challenge's rule: multiply the LR by `factor` when the accuracy has not
+    improved on its value `window` epochs earlier, unless the LR was cut within the last
+    `window` epochs."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: float, window: int, min_lr: float):
+        self.optimizer, self.factor, self.window, self.min_lr = optimizer, factor, window, min_lr
+        self.accuracies: list[float] = []
+        self.last_cut = -window
+
+    def step(self, accuracy: float) -> None:
+        self.accuracies.append(accuracy)
+        epoch = len(self.accuracies)
+        if epoch <= self.window or epoch - self.last_cut < self.window:
+            return
+        if accuracy <= self.accuracies[-1 - self.window]:
+            for group in self.optimizer.param_groups:
+                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
+            self.last_cut = epoch
+
+
+class Schedule:
+    """One interface over torch's schedulers: some step per batch, some per epoch, some
+    on the epoch's test accuracy (as the seed notebooks monitor it)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, settings: dict, epochs: int, batches: int):
+        name = settings["name"]
+        self.per_batch = name in ("onecycle", "cosine")
+        self.on_accuracy = name in ("plateau", "keras_plateau")
+        sched = torch.optim.lr_scheduler
+        if name == "none":
+            self.scheduler = None
+        elif name == "step":
+            self.scheduler = sched.StepLR(optimizer, settings["step_size"], settings["gamma"])
+        elif name == "multistep":
+            self.scheduler = sched.MultiStepLR(optimizer, settings["milestones"], settings["gamma"])
+        elif name == "onecycle":
+            # momentum is not cycled: the step's optimizer.momentum is what it trains with
+            self.scheduler = sched.OneCycleLR(
+                optimizer,
+                max_lr=settings["max_lr"],
+                total_steps=epochs * batches,
+                pct_start=settings["pct_start"],
+                div_factor=settings["div_factor"],
+                final_div_factor=settings["final_div_factor"],
+                anneal_strategy=settings["anneal"],
+                cycle_momentum=False,
+            )
+        elif name == "cosine":
+            self.scheduler = sched.CosineAnnealingLR(optimizer, epochs * batches, settings["min_lr"])
+        elif name == "plateau":
+            self.scheduler = sched.ReduceLROnPlateau(
+                optimizer, "max", settings["factor"], settings["patience"], min_lr=settings["min_lr"]
+            )
+        else:
+            self.scheduler = KerasPlateau(
+                optimizer, settings["factor"], settings["window"], settings["min_lr"]
+            )
+
+    def after_batch(self) -> None:
+        if self.per_batch:
+            self.scheduler.step()
+
+    def after_epoch(self, test_accuracy: float) -> None:
+        if self.scheduler is None or self.per_batch:
+            return
+        if self.on_accuracy:
+            self.scheduler.step(test_accuracy)
+        else:
+            self.scheduler.step()
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Logits for all images in large batches (the caller puts the model in eval mode)."""
+    return torch.cat([model(images[i : i + EVAL_BATCH]) for i in range(0, len(images), EVAL_BATCH)])
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (fraction) on a whole set, in eval mode."""
+    model.eval()
+    logits = predict(model, images)
+    loss = F.cross_entropy(logits, labels).item()
+    return loss, (logits.argmax(1) == labels).float().mean().item()
+
+
+def train_epoch(
+    model: nn.Module,
+    data: Mnist,
+    step: StepConfig,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    generator: torch.Generator,
+    bar: tqdm,
+) -> tuple[float, float]:
+    """One pass over the shuffled, augmented training set; mean loss and accuracy."""
+    model.train()
+    n = len(data.train_images)
+    order = torch.randperm(n, generator=generator).to(data.train_images.device)
+    loss_sum = torch.zeros((), device=data.train_images.device)
+    correct = torch.zeros((), dtype=torch.long, device=data.train_images.device)
+    for batch, start in enumerate(range(0, n, step.batch_size)):
+        index = order[start : start + step.batch_size]
+        images = augment(data.train_images[index], step.augment, generator, data.black)
+        labels = data.train_labels[index]
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=step.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.after_batch()
+        loss_sum += loss.detach() * len(index)
+        correct += (logits.detach().argmax(1) == labels).sum()
+        if batch % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"step {step.name}: the training loss became {loss.item()} at batch {batch}; "
+                "lower optimizer.lr (or the schedule's max_lr) and run again"
+            )
+        if batch % BAR_UPDATE_EVERY == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        bar.update(1)
+    mean_loss = loss_sum.item() / n
+    if not torch.isfinite(torch.tensor(mean_loss)):
+        raise TrainingDiverged(
+            f"step {step.name}: the training loss became {mean_loss}; lower optimizer.lr and run again"
+        )
+    return mean_loss, correct.item() / n
+
+
+def fit(model: nn.Module, data: Mnist, step: StepConfig, generator: torch.Generator) -> list[dict]:
+    """Train for step.epochs; return one history row per epoch."""
+    optimizer = make_optimizer(model, step.optimizer)
+    batches = -(-len(data.train_images) // step.batch_size)
+    schedule = Schedule(optimizer, step.schedule, step.epochs, batches)
+    history = []
+    for epoch in range(1, step.epochs + 1):
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        with tqdm(
+            total=batches, desc=f"{step.name} {epoch}/{step.epochs}", unit="batch", mininterval=1
+        ) as bar:
+            train_loss, train_accuracy = train_epoch(model, data, step, optimizer, schedule, generator, bar)
+            test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels)
+            bar.set_postfix(loss=f"{train_loss:.4f}", test=f"{test_accuracy:.2%}")
+        schedule.after_epoch(test_accuracy)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": round(train_loss, 6),
+                "train_accuracy": round(train_accuracy, 6),
+                "test_loss": round(test_loss, 6),
+                "test_accuracy": round(test_accuracy, 6),
+                "lr": lr,  # at the start of the epoch (per-batch schedules move within it)
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+    return history

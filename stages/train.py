@@ -1,0 +1,58 @@
+"""Stage `train@<step>`: train one step of the progression, as its params entry defines it.
+
+    python -m stages.train <step>
+
+Writes models/<step>.pt (torch.export, with the step's params inside) and the per-epoch
+history reports/steps/<step>/history.csv that `dvc plots` and the report read.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import torch
+
+from stages.checkpoint import save_model
+from stages.config import exit_on_params_error, load_params, load_step
+from stages.dataset import load_mnist
+from stages.files import atomic_path
+from stages.fit import TrainingDiverged, fit, pick_device, seed_everything, thread_count
+from stages.nets import build_net, count_params
+from stages.paths import history_path, model_path
+
+
+@exit_on_params_error
+def main(name: str) -> None:
+    step = load_step(name, load_params())
+    torch.set_num_threads(thread_count(step))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    generator = seed_everything(step.seed)
+    device = pick_device(step)
+    model = build_net(step).to(device)
+    data = load_mnist(device)
+    counts = count_params(model)
+    print(
+        f"train {name}: {counts['params_total']:,} params ({counts['params_non_trainable']} "
+        f"non-trainable), {step.epochs} epochs, batch {step.batch_size}, on {device} "
+        f"with {torch.get_num_threads()} threads",
+        file=sys.stderr,
+    )
+    history = fit(model, data, step, generator)
+    save_model(model, {"name": name, "step": step.raw}, model_path(name))
+    with atomic_path(history_path(name)) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+    last = history[-1]
+    print(
+        f"train {name}: final test accuracy {last['test_accuracy']:.2%} after {last['epoch']} epochs",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m stages.train <step>")
+    try:
+        main(sys.argv[1])
+    except TrainingDiverged as error:
+        sys.exit(f"error: {error}")
