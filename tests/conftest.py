@@ -1,0 +1,85 @@
+"""Shared fixtures: small synthetic MNIST-shaped data, written as real IDX files."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stages.idx import encode_idx
+from stages.paths import MNIST_FILES
+
+TRAIN_COUNT = 320
+TEST_COUNT = 160
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise images where class c lights a 7x7 square at its own place: learnable at once."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, count).astype(np.uint8)
+    images = rng.integers(0, 40, (count, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels):
+        row, col = 2 + 12 * (label // 5), 1 + 5 * (label % 5)
+        image[row : row + 7, col : col + 7] = 255
+    return images, labels
+
+
+def write_synthetic_mnist(folder: Path, compress: bool = True) -> dict[str, str]:
+    """Write the four IDX files (gzipped or not); return their decompressed sha256 sums."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train = synthetic_digits(TRAIN_COUNT, seed=0)
+    test = synthetic_digits(TEST_COUNT, seed=1)
+    arrays = {
+        MNIST_FILES["train_images"]: train[0],
+        MNIST_FILES["train_labels"]: train[1],
+        MNIST_FILES["test_images"]: test[0],
+        MNIST_FILES["test_labels"]: test[1],
+    }
+    sums = {}
+    for name, array in arrays.items():
+        data = encode_idx(array)
+        sums[name] = hashlib.sha256(data).hexdigest()
+        if compress:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return sums
+
+
+@pytest.fixture
+def synthetic_mirror(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    folder = tmp_path / "mirror"
+    return folder, write_synthetic_mnist(folder)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads() -> None:
+    torch.set_num_threads(1)  # tests are small: more threads only add overhead
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving `folder`; yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,69 @@
+"""Batched augmentation: shapes, identity at zero, determinism, black fill."""
+
+import torch
+
+from stages.augment import augment, random_affine, random_erase
+
+BLACK = -0.4242  # a normalized black pixel: (0 - mean) / std
+
+
+def batch(n=16):
+    return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def settings(**values):
+    base = {"rotate": 0.0, "translate": 0.0, "scale": 0.0, "shear": 0.0, "erase": 0.0, "erase_size": 0.25}
+    return base | values
+
+
+def test_zero_ranges_return_the_input_unchanged():
+    images = batch()
+    out = augment(images, settings(), torch.Generator().manual_seed(1), BLACK)
+    assert torch.equal(out, images)
+
+
+def test_shape_is_kept_and_each_image_gets_its_own_transform():
+    images = batch(1).repeat(8, 1, 1, 1)
+    out = augment(
+        images,
+        settings(rotate=15, translate=0.1, scale=0.1, shear=5),
+        torch.Generator().manual_seed(1),
+        BLACK,
+    )
+    assert out.shape == images.shape
+    flat = out.flatten(1)
+    assert all(not torch.allclose(flat[0], flat[i]) for i in range(1, 8))
+
+
+def test_same_seed_same_augmentation_other_seed_other():
+    images = batch()
+    run = lambda seed: augment(
+        images, settings(rotate=10, erase=0.5), torch.Generator().manual_seed(seed), BLACK
+    )
+    assert torch.equal(run(3), run(3))
+    assert not torch.equal(run(3), run(4))
+
+
+def test_background_moving_in_is_black():
+    images = torch.full((4, 1, 28, 28), 2.0)
+    out = random_affine(images, torch.Generator().manual_seed(0), translate=0.5, fill=BLACK)
+    corners = out[:, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
+    # a shift of up to half the side uncovers at least one corner of every image
+    assert ((corners - BLACK).abs() < 1e-5).any(dim=1).all()
+    assert out.max() <= 2.0 + 1e-5 and out.min() >= BLACK - 1e-5
+
+
+def test_small_rotation_keeps_the_centre():
+    images = torch.zeros(2, 1, 28, 28)
+    images[:, :, 12:16, 12:16] = 1.0
+    out = random_affine(images, torch.Generator().manual_seed(0), rotate=5)
+    assert out[:, :, 13:15, 13:15].min() > 0.9
+
+
+def test_erase_paints_one_black_square_per_chosen_image():
+    images = torch.ones(6, 1, 28, 28)
+    out = random_erase(images, torch.Generator().manual_seed(0), probability=1.0, size=0.25, fill=BLACK)
+    painted = (out == BLACK).sum(dim=(1, 2, 3))
+    assert painted.tolist() == [49] * 6  # round(0.25 * 28) = 7: a 7x7 square
+    none = random_erase(images, torch.Generator().manual_seed(0), probability=0.0, size=0.25, fill=BLACK)
+    assert torch.equal(none, images)

@@ -1,0 +1,134 @@
+"""Params validation: every bad entry names the step, the key and the reason."""
+
+import copy
+
+import pytest
+
+from stages.config import ParamsError, load_params, load_step, load_steps, load_target, parse_step
+from stages.nets import build_net
+
+VALID = {
+    "description": "a small net",
+    "layers": ["conv 8", "maxpool", "conv 16", "gap", "conv 10 k=1"],
+    "epochs": 2,
+    "batch_size": 32,
+    "seed": 1,
+    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+}
+
+
+def entry(**changes):
+    result = copy.deepcopy(VALID)
+    result.update(changes)
+    return result
+
+
+def error_of(step_entry, name="s1") -> str:
+    with pytest.raises(ParamsError) as info:
+        build_net(parse_step(name, step_entry))
+    return str(info.value)
+
+
+def test_valid_entry_gets_defaults():
+    step = parse_step("s1", entry())
+    assert step.schedule == {"name": "none"}
+    assert step.augment["rotate"] == 0.0 and step.augment["erase_size"] == 0.25
+    assert step.bn is True and step.optimizer["nesterov"] is False
+    assert [layer.kind for layer in step.layers] == ["conv", "maxpool", "conv", "gap", "conv"]
+    assert step.layers[-1].opts == {"k": 1}
+
+
+def test_repository_params_are_valid():
+    params = load_params()
+    steps = load_steps(params)
+    assert len(steps) >= 4
+    assert load_target(params).test_accuracy == 0.994
+    for step in steps.values():
+        build_net(step)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"layers": ["conv 8", "pool 2"]},
+            r"steps\.s1\.layers\[1\]: unknown layer 'pool'; valid: conv, sepconv",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "lr": -0.1}},
+            r"steps\.s1\.optimizer\.lr: must be positive, got -0\.1",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "lr": "fast"}},
+            r"steps\.s1\.optimizer\.lr: expected a number, got 'fast'",
+        ),
+        ({"epochs": "15"}, r"steps\.s1\.epochs: expected an integer, got '15'"),
+        ({"epochs": 0}, r"steps\.s1\.epochs: must be at least 1"),
+        ({"batch_size": True}, r"steps\.s1\.batch_size: expected an integer, got True"),
+        ({"learning_rate": 0.1}, r"steps\.s1\.learning_rate: unknown key; valid keys: description, layers"),
+        ({"dropout": 1.0}, r"steps\.s1\.dropout: must be in \[0, 1\)"),
+        ({"schedule": {"name": "warmup"}}, r"steps\.s1\.schedule\.name: unknown 'warmup'; valid: none, step"),
+        ({"schedule": {"name": "step"}}, r"steps\.s1\.schedule\.step_size: missing required key"),
+        ({"optimizer": {"name": "rmsprop", "lr": 0.1}}, r"steps\.s1\.optimizer\.name: unknown 'rmsprop'"),
+        ({"augment": {"rotate": -5}}, r"steps\.s1\.augment\.rotate: must be >= 0"),
+        ({"augment": {"flip": 1}}, r"steps\.s1\.augment\.flip: unknown key"),
+        (
+            {"layers": ["conv 8 drop=1.5", "gap", "conv 10 k=1"]},
+            r"layers\[0\] \(conv\): drop must be in \[0, 1\)",
+        ),
+        ({"layers": ["conv 8 size=3"]}, r"layers\[0\] \(conv\): unknown option 'size'; valid: k, p, s"),
+        ({"layers": ["conv"]}, r"layers\[0\] \(conv\): needs a width"),
+        ({"layers": ["conv 8 k=three"]}, r"layers\[0\] \(conv\) k: expected an integer, got 'three'"),
+        (
+            {"layers": ["inception b1=4 b3=0", "gap"]},
+            r"layers\[0\] \(inception\): branch width b3=0 must be at least 1",
+        ),
+        (
+            {"layers": ["conv 8", "conv 8 k=30", "gap"]},
+            r"layers\[1\] \(conv 8 k=30\): kernel 30 larger than its 26x26",
+        ),
+        (
+            {"layers": ["conv 8", "maxpool k=40", "gap"]},
+            r"layers\[1\] \(maxpool k=40\): kernel 40 larger than",
+        ),
+        (
+            {"layers": ["conv 8 act=tanh"]},
+            r"layers\[0\] \(conv\): unknown act 'tanh'; valid: relu, prelu, silu",
+        ),
+        ({"layers": ["conv 8", "gap"]}, r"steps\.s1\.layers: the net ends with 8 outputs; MNIST has 10"),
+        ({"layers": ["conv 8", "conv 10 k=1"]}, r"the net ends with a 10x26x26 map; end with `gap`"),
+        ({"layers": [{"residual": ["conv 8"]}, "gap"]}, r"layers\[0\] \(residual\): residual body maps"),
+        ({"layers": [{"skip": ["conv 8"]}]}, r"layers\[0\]: a mapping layer must be \{residual"),
+    ],
+)
+def test_bad_entries_name_step_and_key(changes, expected):
+    import re
+
+    message = error_of(entry(**changes))
+    assert re.search(expected, message), message
+
+
+def test_missing_required_key():
+    bad = entry()
+    del bad["seed"]
+    assert error_of(bad) == "steps.s1.seed: missing required key"
+
+
+@pytest.mark.parametrize("name", ["s1.bn", "my step", "a/b", "x@y", "-lead"])
+def test_step_names_dvc_cannot_use(name):
+    assert "a step name may hold only letters" in error_of(entry(), name=name)
+
+
+def test_load_step_validates_every_step_first():
+    params = {"steps": {"good": entry(), "bad": entry(epochs=-1)}}
+    with pytest.raises(ParamsError, match=r"steps\.bad\.epochs"):
+        load_step("good", params)
+    with pytest.raises(ParamsError, match="no such step; steps are: good"):
+        load_step("other", {"steps": {"good": entry()}})
+
+
+def test_target_is_checked():
+    with pytest.raises(ParamsError, match=r"target\.max_params: missing required key"):
+        load_target({"target": {"test_accuracy": 0.994, "max_epochs": 15}})
+    with pytest.raises(ParamsError, match=r"target\.test_accuracy: is a fraction"):
+        load_target({"target": {"test_accuracy": 99.4, "max_params": 8000, "max_epochs": 15}})

@@ -1,0 +1,119 @@
+"""Schedules against their definitions; training is deterministic; divergence is caught."""
+
+import math
+
+import pytest
+import torch
+
+from stages.config import parse_step
+from stages.dataset import Mnist, normalize
+from stages.fit import Schedule, TrainingDiverged, fit, seed_everything
+from stages.nets import build_net
+from tests.conftest import synthetic_digits
+from tests.test_config import entry
+
+LR = 0.1
+
+
+def trace(schedule: dict, epochs: int, batches: int = 1, accuracies=None) -> list[float]:
+    """LR in use at each batch of each epoch."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
+    sched = Schedule(optimizer, schedule, epochs, batches)
+    lrs = []
+    for epoch in range(epochs):
+        for _ in range(batches):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            sched.after_batch()
+        sched.after_epoch(accuracies[epoch] if accuracies else 0.0)
+    return lrs
+
+
+def test_none_keeps_the_lr():
+    assert trace({"name": "none"}, 4) == [LR] * 4
+
+
+def test_step_lr():
+    lrs = trace({"name": "step", "step_size": 2, "gamma": 0.5}, 6)
+    assert lrs == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+
+
+def test_multistep_lr():
+    lrs = trace({"name": "multistep", "milestones": [2, 4], "gamma": 0.1}, 5)
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
+
+
+def test_onecycle_per_batch():
+    settings = {
+        "name": "onecycle",
+        "max_lr": 0.4,
+        "pct_start": 0.25,
+        "div_factor": 20.0,
+        "final_div_factor": 100.0,
+        "anneal": "cos",
+    }
+    lrs = trace(settings, epochs=4, batches=10)
+    peak = round(0.25 * 40) - 1
+    assert lrs[0] == pytest.approx(0.4 / 20)
+    assert lrs[peak] == pytest.approx(0.4)
+    assert max(lrs) == pytest.approx(0.4)
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
+    # one step short of the end of the cosine: it lands on initial / final_div_factor after it
+    final = 0.4 / 20 / 100
+    t = (39 - peak) / (39 - peak)
+    assert lrs[-1] == pytest.approx(final + (0.4 - final) * (1 + math.cos(math.pi * t)) / 2)
+
+
+def test_cosine_per_batch():
+    lrs = trace({"name": "cosine", "min_lr": 0.01}, epochs=2, batches=5)
+    expected = [0.01 + (LR - 0.01) * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(10)]
+    assert lrs == pytest.approx(expected)
+
+
+def test_reduce_on_plateau_of_test_accuracy():
+    accuracies = [0.90, 0.95, 0.95, 0.95, 0.95, 0.95]
+    lrs = trace({"name": "plateau", "factor": 0.1, "patience": 2, "min_lr": 0.0}, 6, accuracies=accuracies)
+    # best at epoch 2; epochs 3, 4, 5 do not improve: more than `patience` -> cut after 5
+    assert lrs == pytest.approx([0.1] * 5 + [0.01])
+
+
+def test_keras_plateau_rule():
+    accuracies = [0.90, 0.95, 0.96, 0.96, 0.955, 0.97, 0.97, 0.96, 0.96, 0.96, 0.96, 0.96, 0.96]
+    settings = {"name": "keras_plateau", "factor": 0.5, "window": 3, "min_lr": 0.0}
+    lrs = trace(settings, len(accuracies), accuracies=accuracies)
+    # epoch 9 (0.96) is not above epoch 6 (0.97): cut. Epochs 10, 11 are within 3 of that cut;
+    # epoch 12 (0.96) is not above epoch 9 (0.96): cut again.
+    assert lrs == pytest.approx([0.1] * 9 + [0.05] * 3 + [0.025])
+
+
+def synthetic_mnist() -> Mnist:
+    train_images, train_labels = synthetic_digits(320, seed=0)
+    test_images, test_labels = synthetic_digits(160, seed=1)
+    as_tensor = lambda a: torch.from_numpy(a.copy())
+    return Mnist(
+        normalize(as_tensor(train_images), 0.2, 0.3),
+        as_tensor(train_labels).long(),
+        normalize(as_tensor(test_images), 0.2, 0.3),
+        as_tensor(test_labels).long(),
+        black=-0.2 / 0.3,
+    )
+
+
+def train_once(epochs=2, **changes) -> list[dict]:
+    step = parse_step("tiny", entry(epochs=epochs, **changes))
+    generator = seed_everything(step.seed)
+    history = fit(build_net(step), synthetic_mnist(), step, generator)
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_training_is_deterministic_and_learns():
+    recipe = {"augment": {"rotate": 10, "erase": 0.3}, "optimizer": {"name": "adam", "lr": 0.01}}
+    first = train_once(epochs=5, **recipe)
+    assert first == train_once(epochs=5, **recipe)
+    assert first[-1]["test_accuracy"] > 0.5  # the synthetic classes are easy
+
+
+def test_divergence_stops_with_a_clear_error():
+    with pytest.raises(TrainingDiverged, match="lower optimizer.lr"):
+        train_once(optimizer={"name": "sgd", "lr": 1e12, "momentum": 0.9}, bn=False)

@@ -1,0 +1,226 @@
+"""End to end: the real `dvc repro` on a copy of the project, with synthetic MNIST served
+from a local folder and from an HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stages.paths import MNIST_FILES
+from tests.conftest import serve_folder, write_synthetic_mnist
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ["stages", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
+STEPS = ("tiny-a", "tiny-b")
+METRIC_KEYS = {
+    "test_accuracy",
+    "best_test_accuracy",
+    "best_epoch",
+    "train_accuracy",
+    "params_trainable",
+    "params_non_trainable",
+    "params_total",
+    "epochs",
+    "first_epoch_at_target",
+    "min_test_accuracy_last_3",
+    "meets",
+}
+
+PARAMS = """\
+target: {{test_accuracy: 0.3, max_params: 8000, max_epochs: 15}}
+data:
+  local_mirror: ""
+  mirrors: ["http://127.0.0.1:1/nothing-listens-here/", "{url}"]
+  sha256: {sums}
+recipe: &recipe
+  epochs: 1
+  batch_size: 32
+  seed: 1
+  threads: 1
+  optimizer: {{name: adam, lr: 0.01}}
+steps:
+  tiny-a:
+    <<: *recipe
+    description: A tiny net.
+    layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+  tiny-b:
+    <<: *recipe
+    description: The same with SGD and rotation.
+    optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
+    augment: {{rotate: 5}}
+    layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+"""
+
+
+def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git + DVC repo holding a copy of the project and a 2-step, 1-epoch params.yaml,
+    after one real `dvc repro`. Train files come from MNIST_MIRROR (plain IDX), test
+    files only from the HTTP mirror (gzipped), so both paths must work."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    root, local, served = tmp / "project", tmp / "local", tmp / "served"
+    sums = write_synthetic_mnist(local, compress=False)
+    write_synthetic_mnist(served, compress=True)
+    for role in ("train_images", "train_labels"):
+        (served / f"{MNIST_FILES[role]}.gz").unlink()
+    for role in ("test_images", "test_labels"):
+        (local / MNIST_FILES[role]).unlink()
+
+    root.mkdir()
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, root / name)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MNIST_MIRROR": str(local)}
+    env.pop("MNIST_THREADS", None)
+    run(["git", "init", "-q"], root, env)
+    run(["git", "config", "user.email", "test@example.com"], root, env)
+    run(["git", "config", "user.name", "test"], root, env)
+    run(["dvc", "init", "-q"], root, env)
+    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")
+    with serve_folder(served) as url:
+        (root / "params.yaml").write_text(PARAMS.format(url=url, sums=json.dumps(sums)))
+        run(["git", "add", "-A"], root, env)
+        run(["git", "commit", "-qm", "project"], root, env)
+        first = run(["dvc", "repro"], root, env)
+        run(["git", "add", "-A"], root, env)
+        run(["git", "commit", "-qm", "results"], root, env)
+    return root, env, first
+
+
+def test_every_output_exists(project):
+    root, _, first = project
+    expected = [
+        *(f"data/raw/{name}" for name in MNIST_FILES.values()),
+        "data/prepared/mnist.pt",
+        "data/prepared/stats.json",
+        "dvc.lock",
+        "reports/report.md",
+        "reports/summary.csv",
+        "reports/figures/accuracy.png",
+        "reports/figures/loss.png",
+        "reports/plots/curves.csv",
+        "reports/plots/confusion_final.csv",
+    ]
+    for step in STEPS:
+        expected += [f"models/{step}.pt2"] + [
+            f"reports/steps/{step}/{name}"
+            for name in ("history.csv", "metrics.json", "confusion.csv", "summary.md")
+        ]
+    missing = [path for path in expected if not (root / path).is_file()]
+    assert not missing, f"missing outputs: {missing}\n{first.stderr[-3000:]}"
+    assert not list(root.rglob("*.tmp*")), "a temporary file was left behind"
+
+
+def test_metrics_have_the_keys_and_sane_values(project):
+    root = project[0]
+    for step in STEPS:
+        metrics = json.loads((root / f"reports/steps/{step}/metrics.json").read_text())
+        assert METRIC_KEYS <= set(metrics)
+        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+        assert metrics["epochs"] == 1 and metrics["best_epoch"] == 1
+        assert metrics["params_total"] == metrics["params_trainable"] + metrics["params_non_trainable"]
+        assert metrics["params_non_trainable"] == 2 * (4 + 8)  # BN running mean and var
+        assert metrics["first_epoch_at_target"] in (None, 1)
+        assert set(metrics["meets"]) == {"accuracy", "params", "epochs", "all"}
+        assert metrics["meets"]["params"] and metrics["meets"]["epochs"]
+        history = (root / f"reports/steps/{step}/history.csv").read_text().splitlines()
+        final_from_training = float(history[-1].split(",")[4])
+        # the exported model scores exactly what training measured at its last epoch
+        assert metrics["test_accuracy"] == pytest.approx(final_from_training, abs=1e-6)
+        assert metrics["min_test_accuracy_last_3"] == pytest.approx(final_from_training, abs=1e-6)
+
+
+def test_report_covers_every_step(project):
+    report = (project[0] / "reports/report.md").read_text()
+    for step in STEPS:
+        assert f"## `{step}`" in report
+    assert "Changed against `tiny-a`: `optimizer.name`: adam → sgd" in report
+    assert "![Test accuracy per epoch](figures/accuracy.png)" in report
+
+
+def test_model_loads_without_the_project_code(project, tmp_path):
+    root, env, _ = project
+    code = (
+        "import sys, torch; m = torch.export.load(sys.argv[1]).module(); "
+        "print(tuple(m(torch.zeros(3, 1, 28, 28)).shape))"
+    )
+    out = run([sys.executable, "-c", code, str(root / "models/tiny-a.pt2")], tmp_path, env)
+    assert out.stdout.strip() == "(3, 10)"
+
+
+def test_second_repro_runs_nothing(project):
+    root, env, _ = project
+    again = run(["dvc", "repro"], root, env)
+    assert "Running stage" not in again.stdout + again.stderr
+
+
+def test_metrics_show_lists_every_step(project):
+    root, env, _ = project
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout)
+    text = json.dumps(shown)
+    for step in STEPS:
+        assert f"reports/steps/{step}/metrics.json" in text
+
+
+def test_plots_show_draws_every_step(project):
+    root, env, _ = project
+    run(["dvc", "plots", "show"], root, env)
+    page = (root / "dvc_plots/index.html").read_text()
+    for step in STEPS:
+        assert f'"step": "{step}"' in page
+
+
+def test_changing_one_step_invalidates_only_that_step(project):
+    root, env, _ = project
+    params = root / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("{name: sgd, lr: 0.05,", "{name: sgd, lr: 0.02,"))
+        status = json.loads(run(["dvc", "status", "--json"], root, env).stdout)
+        assert set(status) <= {"train@tiny-b", "evaluate@tiny-b", "report"}
+        assert {"train@tiny-b", "report"} <= set(status)
+        diff = json.loads(run(["dvc", "params", "diff", "--json"], root, env).stdout)
+        change = diff["params.yaml"]["steps.tiny-b.optimizer.lr"]
+        assert (change["old"], change["new"]) == (0.05, 0.02)
+        assert list(diff["params.yaml"]) == ["steps.tiny-b.optimizer.lr"]
+    finally:
+        params.write_text(original)
+
+
+def test_invalid_params_stop_before_training_with_one_line(project):
+    root, env, _ = project
+    params = root / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(
+            original.replace(
+                "layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]\n", "layers: [conv 4, pool]\n", 1
+            )
+        )
+        models = {p: p.stat().st_mtime_ns for p in (root / "models").iterdir()}
+        result = run([sys.executable, "-m", "stages.train", "tiny-b"], root, env, check=False)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            "error: invalid params: steps.tiny-a.layers[1]: unknown layer 'pool'; "
+            "valid: conv, sepconv, maxpool, avgpool, gap, dense, inception, residual"
+        ]
+        assert {p: p.stat().st_mtime_ns for p in (root / "models").iterdir()} == models
+    finally:
+        params.write_text(original)
