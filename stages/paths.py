@@ -1,5 +1,7 @@
 """Every file path of the pipeline, in one place; dvc.yaml declares the same paths."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
@@ -21,16 +23,27 @@ PREPARED_TENSORS = PREPARED_DIR / "mnist.pt"
 PREPARED_STATS = PREPARED_DIR / "stats.json"
 
 
-def model_path(step: str) -> Path:
-    return MODELS_DIR / f"{step}.pt2"  # torch.export's archive format
+SEEDS_DIR = REPORTS_DIR / "seeds"
+HEADLINE = REPORTS_DIR / "headline.json"
+
+
+def run_name(step: str, seed: int | None = None) -> str:
+    """A step's own run is named after it; a re-run with another seed gets a suffix."""
+    return step if seed is None else f"{step}-seed{seed}"
+
+
+def model_path(step: str, seed: int | None = None) -> Path:
+    folder = MODELS_DIR if seed is None else MODELS_DIR / "seeds"
+    return folder / f"{run_name(step, seed)}.pt2"  # torch.export's archive format
 
 
 def step_dir(step: str) -> Path:
     return STEPS_DIR / step
 
 
-def history_path(step: str) -> Path:
-    return step_dir(step) / "history.csv"
+def history_path(step: str, seed: int | None = None) -> Path:
+    folder = step_dir(step) if seed is None else SEEDS_DIR / run_name(step, seed)
+    return folder / "history.csv"
 
 
 def metrics_path(step: str) -> Path:

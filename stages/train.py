@@ -1,13 +1,16 @@
 """Stage `train@<step>`: train one step of the progression, as its params entry defines it.
 
-    python -m stages.train <step>
+    python -m stages.train <step> [--seed N]
 
-Writes models/<step>.pt (torch.export, with the step's params inside) and the per-epoch
-history reports/steps/<step>/history.csv that `dvc plots` and the report read.
+Writes models/<step>.pt2 (torch.export, with the step's params inside) and the per-epoch
+history reports/steps/<step>/history.csv that `dvc plots` and the report read. With
+--seed (stage `seed_runs`), the same recipe with another seed, written under */seeds/.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import sys
 
 import pandas as pd
@@ -23,8 +26,10 @@ from stages.paths import history_path, model_path
 
 
 @exit_on_params_error
-def main(name: str) -> None:
+def main(name: str, seed: int | None = None) -> None:
     step = load_step(name, load_params())
+    if seed is not None:
+        step = dataclasses.replace(step, seed=seed, raw={**step.raw, "seed": seed})
     torch.set_num_threads(thread_count(step))
     torch.use_deterministic_algorithms(True, warn_only=True)
     generator = seed_everything(step.seed)
@@ -33,14 +38,14 @@ def main(name: str) -> None:
     data = load_mnist(device)
     counts = count_params(model)
     print(
-        f"train {name}: {counts['params_total']:,} params ({counts['params_non_trainable']} "
+        f"train {name} (seed {step.seed}): {counts['params_total']:,} params ({counts['params_non_trainable']} "
         f"non-trainable), {step.epochs} epochs, batch {step.batch_size}, on {device} "
         f"with {torch.get_num_threads()} threads",
         file=sys.stderr,
     )
     history = fit(model, data, step, generator)
-    save_model(model, {"name": name, "step": step.raw}, model_path(name))
-    with atomic_path(history_path(name)) as tmp:
+    save_model(model, {"name": name, "step": step.raw}, model_path(name, seed))
+    with atomic_path(history_path(name, seed)) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
     last = history[-1]
     print(
@@ -50,9 +55,11 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m stages.train <step>")
+    parser = argparse.ArgumentParser(description="Train one step of params.yaml.")
+    parser.add_argument("step")
+    parser.add_argument("--seed", type=int, help="override the step's seed (multi-seed runs)")
+    args = parser.parse_args()
     try:
-        main(sys.argv[1])
+        main(args.step, args.seed)
     except TrainingDiverged as error:
         sys.exit(f"error: {error}")

@@ -56,6 +56,10 @@ steps:
     optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
     augment: {{rotate: 5}}
     layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+headline:
+  final: tiny-b
+  tiny: tiny-a
+  extra_seeds: [2]
 """
 
 
@@ -119,7 +123,8 @@ def test_every_output_exists(project):
         "reports/plots/confusion_final.csv",
     ]
     for step in STEPS:
-        expected += [f"models/{step}.pt2"] + [
+        expected += [f"models/{step}.pt2", f"models/seeds/{step}-seed2.pt2"]
+        expected += [f"reports/seeds/{step}-seed2/history.csv"] + [
             f"reports/steps/{step}/{name}"
             for name in ("history.csv", "metrics.json", "confusion.csv", "summary.md")
         ]
@@ -153,6 +158,17 @@ def test_report_covers_every_step(project):
         assert f"## `{step}`" in report
     assert "Changed against `tiny-a`: `optimizer.name`: adam → sgd" in report
     assert "![Test accuracy per epoch](figures/accuracy.png)" in report
+
+
+def test_headline_over_seeds(project):
+    headline = json.loads((project[0] / "reports/headline.json").read_text())
+    assert set(headline) == {"final", "tiny"}
+    final = headline["final"]
+    assert final["step"] == "tiny-b" and final["seeds"] == [1, 2] and final["epochs"] == 1
+    accuracies = final["test_accuracies"]
+    assert final["mean"] == pytest.approx(sum(accuracies) / 2)
+    assert final["min"] == min(accuracies)
+    assert "| final: `tiny-b`" in (project[0] / "reports/report.md").read_text()
 
 
 def test_model_loads_without_the_project_code(project, tmp_path):
@@ -194,8 +210,9 @@ def test_changing_one_step_invalidates_only_that_step(project):
     try:
         params.write_text(original.replace("{name: sgd, lr: 0.05,", "{name: sgd, lr: 0.02,"))
         status = json.loads(run(["dvc", "status", "--json"], root, env).stdout)
-        assert set(status) <= {"train@tiny-b", "evaluate@tiny-b", "report"}
-        assert {"train@tiny-b", "report"} <= set(status)
+        changed = {"train@tiny-b", "evaluate@tiny-b", "seed_runs@tiny-b-2", "headline", "report"}
+        assert set(status) <= changed
+        assert {"train@tiny-b", "seed_runs@tiny-b-2", "report"} <= set(status)
         diff = json.loads(run(["dvc", "params", "diff", "--json"], root, env).stdout)
         change = diff["params.yaml"]["steps.tiny-b.optimizer.lr"]
         assert (change["old"], change["new"]) == (0.05, 0.02)
