@@ -63,7 +63,8 @@ def seed_summary(step: str, own_seed: int, extra_seeds: list[int]) -> dict:
 def main() -> None:
     section = read_headline_params(load_params())
     headline = {
-        role: seed_summary(section[role], section["own_seeds"][role], section["extra_seeds"]) for role in ROLES
+        role: seed_summary(section[role], section["own_seeds"][role], section["extra_seeds"])
+        for role in ROLES
     }
     write_json(HEADLINE, headline)
     for role, h in headline.items():

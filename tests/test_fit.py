@@ -1,5 +1,6 @@
 """Schedules against their definitions; training is deterministic; divergence is caught."""
 
+import itertools
 import math
 
 import pytest
@@ -57,8 +58,8 @@ def test_onecycle_per_batch():
     assert lrs[0] == pytest.approx(0.4 / 20)
     assert lrs[peak] == pytest.approx(0.4)
     assert max(lrs) == pytest.approx(0.4)
-    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
-    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
+    assert all(a <= b for a, b in itertools.pairwise(lrs[: peak + 1]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[peak:]))
     # one step short of the end of the cosine: it lands on initial / final_div_factor after it
     final = 0.4 / 20 / 100
     t = (39 - peak) / (39 - peak)

@@ -17,7 +17,7 @@ from tests.conftest import serve_folder, write_synthetic_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ["stages", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
+PROJECT_FILES = ["stages", "plots", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
 STEPS = ("tiny-a", "tiny-b")
 METRIC_KEYS = {
     "test_accuracy",
@@ -64,7 +64,7 @@ headline:
 
 
 def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -97,7 +97,8 @@ def project(tmp_path_factory):
     run(["git", "config", "user.email", "test@example.com"], root, env)
     run(["git", "config", "user.name", "test"], root, env)
     run(["dvc", "init", "-q"], root, env)
-    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")
+    shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
+    (root / "plots" / "offline.html").unlink()  # the plots_page stage must build it
     with serve_folder(served) as url:
         (root / "params.yaml").write_text(PARAMS.format(url=url, sums=json.dumps(sums)))
         run(["git", "add", "-A"], root, env)
@@ -195,12 +196,49 @@ def test_metrics_show_lists_every_step(project):
         assert f"reports/steps/{step}/metrics.json" in text
 
 
-def test_plots_show_draws_every_step(project):
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found and os.environ.get("MNIST_SKIP_BROWSER") == "1":
+        pytest.skip("MNIST_SKIP_BROWSER=1 and no chromium")
+    assert found, "the browser test needs Chromium: apt-get install chromium (or MNIST_SKIP_BROWSER=1)"
+    return found
+
+
+def rendered_dom(page: Path, tmp_path: Path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium with no network."""
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=20000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    result = subprocess.run([chromium(), *flags], capture_output=True, text=True, timeout=120, check=True)
+    return result.stdout
+
+
+def test_plots_show_renders_offline_in_a_browser(project, tmp_path):
     root, env, _ = project
     run(["dvc", "plots", "show"], root, env)
-    page = (root / "dvc_plots/index.html").read_text()
+    page = root / "dvc_plots" / "index.html"
+    html = page.read_text()
+    assert "cdn.jsdelivr.net" not in html and "<script src=" not in html  # nothing to fetch
     for step in STEPS:
-        assert f'"step": "{step}"' in page
+        assert f'"step": "{step}"' in html
+    dom = rendered_dom(page, tmp_path)
+    charts = dom.count('class="marks"')  # one <svg class="marks"> per drawn Vega view
+    assert charts == 4, f"expected 4 rendered charts, found {charts}"
+    assert dom.count('class="mark-line role-mark') >= 3  # accuracy, loss and LR lines
+    assert 'class="mark-rule role-mark' in dom  # the target line
+    assert 'class="mark-rect role-mark' in dom  # the confusion matrix cells
+    assert dom.count("<path") > 20
 
 
 def test_changing_one_step_invalidates_only_that_step(project):
@@ -235,8 +273,10 @@ def test_invalid_params_stop_before_training_with_one_line(project):
         result = run([sys.executable, "-m", "stages.train", "tiny-b"], root, env, check=False)
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [
-            "error: invalid params: steps.tiny-a.layers[1]: unknown layer 'pool'; "
-            "valid: conv, sepconv, maxpool, avgpool, gap, dense, inception, residual"
+            (
+                "error: invalid params: steps.tiny-a.layers[1]: unknown layer 'pool'; "
+                "valid: conv, sepconv, maxpool, avgpool, gap, dense, inception, residual"
+            )
         ]
         assert {p: p.stat().st_mtime_ns for p in (root / "models").iterdir()} == models
     finally:
