@@ -8,6 +8,7 @@ the resolved `steps.<name>` section, so whatever a step trains with must be in i
 
 from __future__ import annotations
 
+import argparse
 import functools
 import re
 import sys
@@ -352,6 +353,15 @@ def load_step(name: str, params: dict[str, Any]) -> StepConfig:
     steps = load_steps(params)
     require(name in steps, f"steps.{name}", f"no such step; steps are: {', '.join(steps)}")
     return steps[name]
+
+
+def pipeline_parser(description: str) -> argparse.ArgumentParser:
+    """The command line every stage shares: `--pipeline` picks the params file and outputs."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--pipeline", default="main", help="main (params.yaml) or a pipeline folder, e.g. references"
+    )
+    return parser
 
 
 def exit_on_params_error(main: Callable[..., None]) -> Callable[..., None]:

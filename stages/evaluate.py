@@ -14,12 +14,19 @@ import pandas as pd
 import torch
 
 from stages.checkpoint import load_model
-from stages.config import Target, exit_on_params_error, load_params, load_target, parse_step
+from stages.config import (
+    Target,
+    exit_on_params_error,
+    load_params,
+    load_target,
+    parse_step,
+    pipeline_parser,
+)
 from stages.dataset import load_mnist
 from stages.files import atomic_path, write_json, write_text
 from stages.fit import predict
 from stages.nets import count_params, summary_rows
-from stages.paths import confusion_path, history_path, metrics_path, model_path, summary_path
+from stages.paths import MAIN_LAYOUT, Layout
 
 LAST_EPOCHS = 3  # "held the target" looks at this many final epochs
 
@@ -68,12 +75,12 @@ def summary_table(rows: list[dict]) -> str:
 
 
 @exit_on_params_error
-def main(name: str) -> None:
-    target = load_target(load_params())
-    model, config = load_model(model_path(name))
+def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
+    target = load_target(load_params(layout.params))
+    model, config = load_model(layout.model(name))
     data = load_mnist(torch.device("cpu"))
     predicted = predict(model, data.test_images).argmax(1)
-    history = pd.read_csv(history_path(name))
+    history = pd.read_csv(layout.history(name))
     metrics = {
         "test_accuracy": (predicted == data.test_labels).float().mean().item(),
         **history_metrics(history, target),
@@ -83,9 +90,9 @@ def main(name: str) -> None:
     metrics["macs"] = sum(row["macs"] for row in rows)
     metrics["receptive_field"] = rows[-1]["receptive_field"]
     metrics["meets"] = meets(metrics, target)
-    write_json(metrics_path(name), metrics)
-    write_text(summary_path(name), summary_table(rows))
-    with atomic_path(confusion_path(name)) as tmp:
+    write_json(layout.metrics(name), metrics)
+    write_text(layout.summary(name), summary_table(rows))
+    with atomic_path(layout.confusion(name)) as tmp:
         pd.DataFrame({"actual": data.test_labels, "predicted": predicted}).to_csv(tmp, index=False)
     print(
         f"evaluate {name}: test accuracy {metrics['test_accuracy']:.2%}, "
@@ -95,6 +102,7 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m stages.evaluate <step>")
-    main(sys.argv[1])
+    parser = pipeline_parser("Score one trained step against the target and the budget.")
+    parser.add_argument("step")
+    args = parser.parse_args()
+    main(args.step, Layout.of(args.pipeline))

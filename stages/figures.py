@@ -60,3 +60,69 @@ def loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     _save(fig, path)
+
+
+def params_vs_accuracy(steps: dict[str, tuple[int, float]], public: list[dict], target, path: Path) -> None:
+    """Each step's parameters against its final test accuracy, with published results
+    (labelled, from params.yaml `public_results`) and the budget and target lines."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, (params, accuracy) in steps.items():
+        ax.scatter(params, accuracy * 100, color="tab:blue", zorder=3)
+        ax.annotate(name, (params, accuracy * 100), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    for ref in public:
+        ax.scatter(ref["params"], ref["accuracy"] * 100, marker="s", color="tab:gray", zorder=2)
+        ax.annotate(
+            ref["label"], (ref["params"], ref["accuracy"] * 100), textcoords="offset points",
+            xytext=(5, -10), fontsize=7, color="dimgray",
+        )  # fmt: skip
+    ax.axhline(
+        target.test_accuracy * 100, color="black", linestyle="--", linewidth=1, label="target accuracy"
+    )
+    ax.axvline(target.max_params, color="tab:red", linestyle=":", linewidth=1, label="parameter budget")
+    accuracies = [a for _, a in steps.values()] + [r["accuracy"] for r in public]
+    ax.set_ylim(max(min(accuracies) * 100 - 0.1, 97.0), 100)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters, trainable + non-trainable (log scale)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title("Parameters against accuracy: this progression (blue), published results (gray)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+
+
+def confusion_matrix(confusion: pd.DataFrame, name: str, path: Path) -> None:
+    """Counts of (true, predicted) digits; the diagonal is greyed so the errors stand out."""
+    counts = pd.crosstab(confusion["actual"], confusion["predicted"]).reindex(
+        index=range(10), columns=range(10), fill_value=0
+    )
+    errors = counts.to_numpy().copy()
+    errors[range(10), range(10)] = 0
+    fig, ax = plt.subplots(figsize=(6, 5.4))
+    image = ax.imshow(errors, cmap="Reds")
+    for true in range(10):
+        for pred in range(10):
+            value = counts.iloc[true, pred]
+            if value:
+                color = "gray" if true == pred else ("white" if value > errors.max() / 2 else "black")
+                ax.text(pred, true, str(value), ha="center", va="center", fontsize=7, color=color)
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(f"Confusion matrix of {name} ({int(errors.sum())} errors in {len(confusion)})")
+    fig.colorbar(image, ax=ax, label="errors (off-diagonal counts)")
+    _save(fig, path)
+
+
+def misclassified_grid(images, rows: pd.DataFrame, name: str, path: Path, columns: int = 8) -> None:
+    """The first misclassified test digits, titled `true → predicted` (test index)."""
+    count = max(len(rows), 1)
+    lines = -(-count // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(columns * 1.1, lines * 1.35), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, (index, row) in zip(axes.flat, images, rows.iterrows()):
+        ax.imshow(image, cmap="gray_r")
+        ax.set_title(f"{row['actual']} → {row['predicted']}\n#{index}", fontsize=7)
+    fig.suptitle(f"Misclassified test digits of {name}: true → predicted (test index)", fontsize=9)
+    _save(fig, path)

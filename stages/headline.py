@@ -18,11 +18,12 @@ from stages.config import (
     exit_on_params_error,
     load_params,
     load_steps,
+    pipeline_parser,
     read_section,
     require,
 )
 from stages.files import read_json, write_json
-from stages.paths import HEADLINE, history_path, metrics_path
+from stages.paths import MAIN_LAYOUT, Layout
 
 HEADLINE_KEYS = {"final": (str, REQUIRED), "tiny": (str, REQUIRED), "extra_seeds": (list, REQUIRED)}
 ROLES = ("final", "tiny")
@@ -42,10 +43,10 @@ def read_headline_params(params: dict) -> dict:
     return section | {"own_seeds": {role: steps[section[role]].seed for role in ROLES}}
 
 
-def seed_summary(step: str, own_seed: int, extra_seeds: list[int]) -> dict:
-    metrics = read_json(metrics_path(step))
+def seed_summary(layout: Layout, step: str, own_seed: int, extra_seeds: list[int]) -> dict:
+    metrics = read_json(layout.metrics(step))
     accuracies = [metrics["test_accuracy"]] + [
-        float(pd.read_csv(history_path(step, seed))["test_accuracy"].iloc[-1]) for seed in extra_seeds
+        float(pd.read_csv(layout.history(step, seed))["test_accuracy"].iloc[-1]) for seed in extra_seeds
     ]
     return {
         "step": step,
@@ -60,13 +61,13 @@ def seed_summary(step: str, own_seed: int, extra_seeds: list[int]) -> dict:
 
 
 @exit_on_params_error
-def main() -> None:
-    section = read_headline_params(load_params())
+def main(layout: Layout = MAIN_LAYOUT) -> None:
+    section = read_headline_params(load_params(layout.params))
     headline = {
-        role: seed_summary(section[role], section["own_seeds"][role], section["extra_seeds"])
+        role: seed_summary(layout, section[role], section["own_seeds"][role], section["extra_seeds"])
         for role in ROLES
     }
-    write_json(HEADLINE, headline)
+    write_json(layout.headline, headline)
     for role, h in headline.items():
         print(
             f"headline {role} {h['step']}: {h['params_total']:,} params, mean {h['mean']:.2%} "
@@ -76,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Layout.of(pipeline_parser(__doc__).parse_args().pipeline))

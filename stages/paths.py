@@ -1,17 +1,19 @@
-"""Every file path of the pipeline, in one place; dvc.yaml declares the same paths."""
+"""Every file path of the pipelines, in one place; the dvc.yaml files declare the same paths.
+
+The main pipeline lives at the top level (params.yaml, models/, reports/). Each other
+pipeline, e.g. `references`, has a folder with its own params.yaml and dvc.yaml, and writes
+to models/<name>/ and reports/<name>/, sharing data/ with the main one.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")
-MODELS_DIR = Path("models")
-REPORTS_DIR = Path("reports")
-STEPS_DIR = REPORTS_DIR / "steps"
-FIGURES_DIR = REPORTS_DIR / "figures"
-PLOTS_DIR = REPORTS_DIR / "plots"  # data series that `dvc plots show` draws
-
+PREPARED_TENSORS = PREPARED_DIR / "mnist.pt"
+PREPARED_STATS = PREPARED_DIR / "stats.json"
 # The four standard MNIST files, by role.
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -19,12 +21,57 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-PREPARED_TENSORS = PREPARED_DIR / "mnist.pt"
-PREPARED_STATS = PREPARED_DIR / "stats.json"
+MAIN = "main"
 
 
-SEEDS_DIR = REPORTS_DIR / "seeds"
-HEADLINE = REPORTS_DIR / "headline.json"
+@dataclass(frozen=True)
+class Layout:
+    """Where one pipeline reads its params and writes its outputs."""
+
+    name: str
+    params: Path
+    models: Path
+    reports: Path
+
+    @classmethod
+    def of(cls, pipeline: str = MAIN) -> Layout:
+        if pipeline == MAIN:
+            return cls(MAIN, Path("params.yaml"), Path("models"), Path("reports"))
+        return cls(
+            pipeline, Path(pipeline) / "params.yaml", Path("models") / pipeline, Path("reports") / pipeline
+        )
+
+    def model(self, step: str, seed: int | None = None) -> Path:
+        folder = self.models if seed is None else self.models / "seeds"
+        return folder / f"{run_name(step, seed)}.pt2"  # torch.export's archive format
+
+    def step_dir(self, step: str) -> Path:
+        return self.reports / "steps" / step
+
+    def history(self, step: str, seed: int | None = None) -> Path:
+        folder = self.step_dir(step) if seed is None else self.reports / "seeds" / run_name(step, seed)
+        return folder / "history.csv"
+
+    def metrics(self, step: str) -> Path:
+        return self.step_dir(step) / "metrics.json"
+
+    def confusion(self, step: str) -> Path:
+        return self.step_dir(step) / "confusion.csv"
+
+    def summary(self, step: str) -> Path:
+        return self.step_dir(step) / "summary.md"
+
+    @property
+    def headline(self) -> Path:
+        return self.reports / "headline.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.reports / "figures"
+
+    @property
+    def plots(self) -> Path:
+        return self.reports / "plots"  # data series that `dvc plots show` draws
 
 
 def run_name(step: str, seed: int | None = None) -> str:
@@ -32,27 +79,4 @@ def run_name(step: str, seed: int | None = None) -> str:
     return step if seed is None else f"{step}-seed{seed}"
 
 
-def model_path(step: str, seed: int | None = None) -> Path:
-    folder = MODELS_DIR if seed is None else MODELS_DIR / "seeds"
-    return folder / f"{run_name(step, seed)}.pt2"  # torch.export's archive format
-
-
-def step_dir(step: str) -> Path:
-    return STEPS_DIR / step
-
-
-def history_path(step: str, seed: int | None = None) -> Path:
-    folder = step_dir(step) if seed is None else SEEDS_DIR / run_name(step, seed)
-    return folder / "history.csv"
-
-
-def metrics_path(step: str) -> Path:
-    return step_dir(step) / "metrics.json"
-
-
-def confusion_path(step: str) -> Path:
-    return step_dir(step) / "confusion.csv"
-
-
-def summary_path(step: str) -> Path:
-    return step_dir(step) / "summary.md"
+MAIN_LAYOUT = Layout.of(MAIN)

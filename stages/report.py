@@ -1,7 +1,9 @@
 """Stage `report`: the progression written up, every number read from the stage outputs.
 
-Writes reports/report.md (table, then Target / Result / Analysis per step), summary.csv,
-the figures it embeds, and reports/plots/ (the series `dvc plots show` draws).
+    python -m stages.report [--pipeline NAME]
+
+Writes reports/report.md (headline, table, then Target / Result / Analysis per step),
+summary.csv, the figures it embeds, and reports/plots/ (the series `dvc plots show` draws).
 """
 
 from __future__ import annotations
@@ -10,23 +12,17 @@ import shutil
 import sys
 
 import pandas as pd
+import torch
 
 from stages import figures
-from stages.config import Target, exit_on_params_error, load_params, load_target
+from stages.config import Target, exit_on_params_error, load_params, load_target, pipeline_parser
 from stages.files import atomic_path, read_json, write_text
-from stages.paths import (
-    FIGURES_DIR,
-    HEADLINE,
-    PLOTS_DIR,
-    REPORTS_DIR,
-    confusion_path,
-    history_path,
-    metrics_path,
-)
+from stages.paths import MAIN, MAIN_LAYOUT, PREPARED_TENSORS, Layout
 
 GAP_OVERFIT = 0.005  # train above test by more than 0.5 pp: over-fitting
-GAP_UNDERFIT = -0.002  # train below test (augmented, in train mode): room to fit more
-LAST_EPOCHS = 3
+GAP_UNDERFIT = -0.002  # train (augmented, in train mode) below test: room to fit more
+LAST_EPOCHS = 3  # as metrics.json's min_test_accuracy_last_3
+MISCLASSIFIED_SHOWN = 24
 
 
 def flatten(entry: dict, prefix: str = "") -> dict:
@@ -39,94 +35,89 @@ def flatten(entry: dict, prefix: str = "") -> dict:
     return flat
 
 
-def params_diff(before: dict, after: dict) -> list[str]:
-    """`key: old -> new` for every recipe value that differs (descriptions aside)."""
-    old, new = flatten(before), flatten(after)
-    changes = []
-    for key in [*old, *(k for k in new if k not in old)]:
-        if key != "description" and old.get(key) != new.get(key):
-            changes.append(f"`{key}`: {_short(old.get(key, '(unset)'))} → {_short(new.get(key, '(unset)'))}")
-    return changes
-
-
 def _short(value) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def pp(fraction: float) -> str:
-    return f"{fraction * 100:+.2f} pp"
+def params_diff(before: dict, after: dict) -> list[str]:
+    """`key`: old → new for every recipe value that differs (descriptions aside)."""
+    old, new = flatten(before), flatten(after)
+    keys = [*old, *(k for k in new if k not in old)]
+    return [
+        f"`{key}`: {_short(old.get(key, '(unset)'))} → {_short(new.get(key, '(unset)'))}"
+        for key in keys
+        if key != "description" and old.get(key) != new.get(key)
+    ]
 
 
 def mark(ok: bool) -> str:
     return "✅" if ok else "❌"
 
 
-def analysis(
-    m: dict, history: pd.DataFrame, entry: dict, previous: tuple | None, target: Target
-) -> list[str]:
-    """Sentences generated from the numbers: fit, stability, target, change vs previous."""
-    lines = []
+def fit_sentence(m: dict) -> str:
     gap = m["train_accuracy"] - m["test_accuracy"]
     if gap > GAP_OVERFIT:
-        lines.append(f"Over-fitting: train accuracy is above test by {gap * 100:.2f} pp.")
-    elif gap < GAP_UNDERFIT:
-        lines.append(
-            f"Train accuracy (measured while training, on augmented images in train mode) is {-gap * 100:.2f} pp below test: "
-            "the model is not over-fitting and has room to fit the training set better."
+        return f"Over-fitting: train accuracy is above test by {gap * 100:.2f} pp."
+    if gap < GAP_UNDERFIT:
+        return (
+            f"Train accuracy (measured while training, on augmented images in train mode) is "
+            f"{-gap * 100:.2f} pp below test: no over-fitting, and room to fit the training set better."
         )
-    else:
-        lines.append(f"Train and test accuracy agree within {abs(gap) * 100:.2f} pp: no over-fitting.")
-    tail = history["test_accuracy"].iloc[-LAST_EPOCHS:]
-    lines.append(
-        f"Over the last {len(tail)} epochs test accuracy moved within {(tail.max() - tail.min()) * 100:.2f} pp "
-        f"(lowest {tail.min():.2%})."
-    )
+    return f"Train and test accuracy agree within {abs(gap) * 100:.2f} pp: no over-fitting."
+
+
+def target_sentence(m: dict, target: Target) -> str:
     if m["first_epoch_at_target"] is None:
-        lines.append(
-            f"Never reached {target.test_accuracy:.2%} (best {m['best_test_accuracy']:.2%} at epoch {m['best_epoch']})."
+        return (
+            f"Never reached {target.test_accuracy:.2%} "
+            f"(best {m['best_test_accuracy']:.2%} at epoch {m['best_epoch']})."
         )
-    else:
-        held = (
-            "and held it to the end" if m["held_target_after_first"] else "but fell below it in later epochs"
-        )
-        lines.append(
-            f"Reached {target.test_accuracy:.2%} first at epoch {m['first_epoch_at_target']}, {held}."
-        )
+    held = "and held it to the end" if m["held_target_after_first"] else "but fell below it in later epochs"
+    return f"Reached {target.test_accuracy:.2%} first at epoch {m['first_epoch_at_target']}, {held}."
+
+
+def analysis(m: dict, history: pd.DataFrame, entry: dict, previous: tuple | None, target: Target) -> str:
+    """Sentences generated from the numbers: fit, stability, target, change vs previous."""
+    tail = history["test_accuracy"].iloc[-LAST_EPOCHS:]
+    lines = [
+        fit_sentence(m),
+        (
+            f"Over the last {len(tail)} epochs test accuracy moved within "
+            f"{(tail.max() - tail.min()) * 100:.2f} pp (lowest {tail.min():.2%})."
+        ),
+        target_sentence(m, target),
+    ]
     if previous:
         prev_name, prev_entry, prev_metrics = previous
-        changes = params_diff(prev_entry, entry)
+        changes = "; ".join(params_diff(prev_entry, entry)) or "nothing but the description"
+        lines.append(f"Changed against `{prev_name}`: {changes}.")
         lines.append(
-            f"Changed against `{prev_name}`: " + ("; ".join(changes) or "nothing but the description") + "."
-        )
-        lines.append(
-            f"Effect: final test accuracy {pp(m['test_accuracy'] - prev_metrics['test_accuracy'])}, "
+            f"Effect: final test accuracy {(m['test_accuracy'] - prev_metrics['test_accuracy']) * 100:+.2f} pp, "
             f"parameters {m['params_total'] - prev_metrics['params_total']:+,}."
         )
-    return lines
+    return " ".join(lines)
 
 
 def progression_table(names: list[str], metrics: dict[str, dict]) -> str:
-    rows = []
-    for name in names:
-        m = metrics[name]
-        rows.append(
-            {
-                "step": f"`{name}`",
-                "params": f"{m['params_total']:,}",
-                "epochs": m["epochs"],
-                "final test acc": f"{m['test_accuracy']:.2%}",
-                "best test acc @epoch*": f"{m['best_test_accuracy']:.2%} @{m['best_epoch']}",
-                "train acc": f"{m['train_accuracy']:.2%}",
-                "accuracy": mark(m["meets"]["accuracy"]),
-                "params ≤ budget": mark(m["meets"]["params"]),
-                "epochs ≤ budget": mark(m["meets"]["epochs"]),
-            }
-        )
+    rows = [
+        {
+            "step": f"`{name}`",
+            "params": f"{m['params_total']:,}",
+            "epochs": m["epochs"],
+            "final test acc": f"{m['test_accuracy']:.2%}",
+            "best test acc @epoch*": f"{m['best_test_accuracy']:.2%} @{m['best_epoch']}",
+            "train acc": f"{m['train_accuracy']:.2%}",
+            "accuracy ≥ target": mark(m["meets"]["accuracy"]),
+            "params ≤ budget": mark(m["meets"]["params"]),
+            "epochs ≤ budget": mark(m["meets"]["epochs"]),
+        }
+        for name, m in ((n, metrics[n]) for n in names)
+    ]
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
-def headline_lines(headline: dict, metrics: dict[str, dict], target: Target) -> list[str]:
-    """The final and the tiny model over seeds: the numbers the README quotes."""
+def headline_table(headline: dict, metrics: dict[str, dict], target: Target) -> str:
+    """The final and the tiny model over seeds: the numbers the README points to."""
     rows = []
     for role, h in headline.items():
         m = metrics[h["step"]]
@@ -135,8 +126,9 @@ def headline_lines(headline: dict, metrics: dict[str, dict], target: Target) -> 
                 "model": f"{role}: `{h['step']}`",
                 "params": f"{h['params_total']:,}",
                 "epochs": h["epochs"],
-                "seeds": ", ".join(map(str, h["seeds"])),
-                "final test acc per seed": ", ".join(f"{a:.2%}" for a in h["test_accuracies"]),
+                "final test acc per seed": ", ".join(
+                    f"{a:.2%} (seed {s})" for s, a in zip(h["seeds"], h["test_accuracies"])
+                ),
                 "mean": f"**{h['mean']:.2%}**",
                 "min": f"{h['min']:.2%}",
                 "std": f"{h['std'] * 100:.3f} pp",
@@ -145,71 +137,110 @@ def headline_lines(headline: dict, metrics: dict[str, dict], target: Target) -> 
                 "epochs ≤ budget": mark(m["meets"]["epochs"]),
             }
         )
-    return [pd.DataFrame(rows).to_markdown(index=False), ""]
+    return pd.DataFrame(rows).to_markdown(index=False)
 
 
-def write_report(names, steps, metrics, histories, headline: dict, target: Target) -> str:
-    final = headline["final"]["step"]
+def headline_section(final: str, headline: dict | None, metrics: dict, target: Target) -> list[str]:
     m = metrics[final]
     verdict = "meets" if m["meets"]["all"] else "does not meet"
     out = [
-        "# MNIST under budget: the progression",
-        "",
         (
             f"Target: **{target.test_accuracy:.2%}** final-epoch test accuracy with at most "
             f"**{target.max_params:,}** parameters in at most **{target.max_epochs}** epochs."
         ),
         "",
+    ]
+    if headline is None:
+        return out + [
+            (
+                f"**Last step `{final}`: {m['params_total']:,} parameters, {m['epochs']} epochs, "
+                f"{m['test_accuracy']:.2%} final-epoch test accuracy: it {verdict} the target and the budget.**"
+            ),
+            "",
+        ]
+    h = headline["final"]
+    all_meet = h["mean"] >= target.test_accuracy and m["meets"]["params"] and m["meets"]["epochs"]
+    return out + [
         (
-            f"**Final step `{final}`: {m['params_total']:,} parameters, {m['epochs']} epochs, "
-            f"{m['test_accuracy']:.2%} final-epoch test accuracy with seed {headline['final']['seeds'][0]}, "
-            f"{headline['final']['mean']:.2%} mean over seeds {headline['final']['seeds']}: "
-            f"its own run {verdict} the target and the budget.**"
+            f"**Final model `{final}`: {m['params_total']:,} parameters, {m['epochs']} epochs, "
+            f"{h['mean']:.2%} mean final-epoch test accuracy over seeds {', '.join(map(str, h['seeds']))} "
+            f"(min {h['min']:.2%}, std {h['std'] * 100:.3f} pp): it "
+            f"{'meets' if all_meet else 'does not meet'} the target and the budget.**"
         ),
         "",
-        *headline_lines(headline, metrics, target),
+        headline_table(headline, metrics, target),
+        "",
+    ]
+
+
+def step_section(name, entry, m, history, previous, target) -> list[str]:
+    return [
+        f"### `{name}`",
+        "",
+        f"**Target.** {entry['description']}",
+        "",
+        (
+            f"**Result.** {m['params_total']:,} parameters ({m['params_trainable']:,} trainable, "
+            f"{m['params_non_trainable']:,} non-trainable), {m['macs']:,} multiply-accumulates per image, "
+            f"receptive field {m['receptive_field']} before the head. Final test accuracy "
+            f"**{m['test_accuracy']:.2%}** after {m['epochs']} epochs (best {m['best_test_accuracy']:.2%} at "
+            f"epoch {m['best_epoch']}, selected on the test set); train accuracy {m['train_accuracy']:.2%}. "
+            f"Layer table: [summary.md](steps/{name}/summary.md)."
+        ),
+        "",
+        f"**Analysis.** {analysis(m, history, entry, previous, target)}",
+        "",
+    ]
+
+
+def final_model_section(final: str, layout: Layout) -> list[str]:
+    return [
+        f"## The final model `{final}`",
+        "",
+        layout.summary(final).read_text().strip(),
+        "",
+        f"![Confusion matrix of {final}](figures/confusion.png)",
+        "",
+        f"![Misclassified test digits of {final}](figures/misclassified.png)",
+        "",
+    ]
+
+
+def write_report(layout, steps, metrics, histories, headline, target) -> str:
+    names = list(steps)
+    final = headline["final"]["step"] if headline else names[-1]
+    title = "the progression" if layout.name == MAIN else f"the `{layout.name}` pipeline"
+    out = [f"# MNIST under budget: {title}", "", *headline_section(final, headline, metrics, target)]
+    out += [
         "## The progression",
         "",
         progression_table(names, metrics),
         "",
         (
-            "\\* best epoch selected on the test set: shown for comparison with notebooks that "
-            "report it, never as the result. Parameters are trainable plus non-trainable "
-            "(batch-norm running mean and variance)."
+            "\\* best epoch selected on the test set: shown for comparison with notebooks that report it, "
+            "never as the result. Parameters are trainable plus non-trainable (batch-norm running mean "
+            "and variance, as Keras counts them)."
         ),
         "",
         "![Test accuracy per epoch](figures/accuracy.png)",
         "",
         "![Train and test loss](figures/loss.png)",
         "",
+        "![Parameters against final test accuracy](figures/params_vs_accuracy.png)",
+        "",
     ]
     previous = None
     for name in names:
-        mm = metrics[name]
-        out += [
-            f"### `{name}`",
-            "",
-            f"**Target.** {steps[name]['description']}",
-            "",
-            (
-                f"**Result.** {mm['params_total']:,} parameters ({mm['params_trainable']:,} trainable, "
-                f"{mm['params_non_trainable']:,} non-trainable), {mm['macs']:,} MACs per image, "
-                f"receptive field {mm['receptive_field']}. Final test accuracy **{mm['test_accuracy']:.2%}** "
-                f"after {mm['epochs']} epochs (best {mm['best_test_accuracy']:.2%} at epoch {mm['best_epoch']}, "
-                f"selected on the test set); train accuracy {mm['train_accuracy']:.2%}. "
-                f"Layer table: [summary](steps/{name}/summary.md)."
-            ),
-            "",
-            "**Analysis.** " + " ".join(analysis(mm, histories[name], steps[name], previous, target)),
-            "",
-        ]
-        previous = (name, steps[name], mm)
+        out += step_section(name, steps[name], metrics[name], histories[name], previous, target)
+        previous = (name, steps[name], metrics[name])
+    out += final_model_section(final, layout)
+    pipeline = "" if layout.name == MAIN else f" {layout.name}/dvc.yaml"
     out += [
         "## Reproduce",
         "",
         "```",
         "pip install -r requirements.txt",
-        "MNIST_MIRROR=/path/to/mnist dvc repro   # or plain `dvc repro` online",
+        f"MNIST_MIRROR=/path/to/mnist dvc repro{pipeline}   # or without MNIST_MIRROR, online",
         "dvc metrics show && dvc plots show",
         "```",
         "",
@@ -217,33 +248,48 @@ def write_report(names, steps, metrics, histories, headline: dict, target: Targe
     return "\n".join(out)
 
 
-def write_plot_data(final: str, histories: dict[str, pd.DataFrame], target: Target) -> None:
+def write_figures(layout, steps, metrics, histories, final, params, target) -> None:
+    figures.accuracy_curves(histories, target.test_accuracy, layout.figures / "accuracy.png")
+    figures.loss_curves(histories, layout.figures / "loss.png")
+    points = {name: (metrics[name]["params_total"], metrics[name]["test_accuracy"]) for name in steps}
+    figures.params_vs_accuracy(
+        points, params.get("public_results", []), target, layout.figures / "params_vs_accuracy.png"
+    )
+    confusion = pd.read_csv(layout.confusion(final))
+    figures.confusion_matrix(confusion, final, layout.figures / "confusion.png")
+    wrong = confusion.index[confusion["actual"] != confusion["predicted"]][:MISCLASSIFIED_SHOWN]
+    images = torch.load(PREPARED_TENSORS)["test_images"][list(wrong)]
+    figures.misclassified_grid(images, confusion.loc[wrong], final, layout.figures / "misclassified.png")
+
+
+def write_plot_data(layout: Layout, final: str, histories: dict[str, pd.DataFrame], target: Target) -> None:
     """Series for `dvc plots show`: all steps' curves in one long table, final confusion."""
     curves = pd.concat([h.assign(step=n, target=target.test_accuracy) for n, h in histories.items()])
-    with atomic_path(PLOTS_DIR / "curves.csv") as tmp:
+    with atomic_path(layout.plots / "curves.csv") as tmp:
         curves.drop(columns="seconds").to_csv(tmp, index=False)
-    with atomic_path(PLOTS_DIR / "confusion_final.csv") as tmp:
-        shutil.copyfile(confusion_path(final), tmp)
+    with atomic_path(layout.plots / "confusion_final.csv") as tmp:
+        shutil.copyfile(layout.confusion(final), tmp)
 
 
 @exit_on_params_error
-def main() -> None:
-    params = load_params()
+def main(layout: Layout = MAIN_LAYOUT) -> None:
+    params = load_params(layout.params)
     target = load_target(params)
     steps = params["steps"]
-    names = list(steps)
-    metrics = {name: read_json(metrics_path(name)) for name in names}
-    histories = {name: pd.read_csv(history_path(name)) for name in names}
-    figures.accuracy_curves(histories, target.test_accuracy, FIGURES_DIR / "accuracy.png")
-    figures.loss_curves(histories, FIGURES_DIR / "loss.png")
-    headline = read_json(HEADLINE)
-    write_plot_data(headline["final"]["step"], histories, target)
-    summary = pd.DataFrame([{"step": n, **flatten(metrics[n])} for n in names])
-    with atomic_path(REPORTS_DIR / "summary.csv") as tmp:
+    metrics = {name: read_json(layout.metrics(name)) for name in steps}
+    histories = {name: pd.read_csv(layout.history(name)) for name in steps}
+    headline = read_json(layout.headline) if "headline" in params else None
+    final = headline["final"]["step"] if headline else list(steps)[-1]
+    write_figures(layout, steps, metrics, histories, final, params, target)
+    write_plot_data(layout, final, histories, target)
+    summary = pd.DataFrame([{"step": n, **flatten(metrics[n])} for n in steps])
+    with atomic_path(layout.reports / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
-    write_text(REPORTS_DIR / "report.md", write_report(names, steps, metrics, histories, headline, target))
-    print(f"report: {len(names)} steps -> {REPORTS_DIR / 'report.md'}", file=sys.stderr)
+    write_text(
+        layout.reports / "report.md", write_report(layout, steps, metrics, histories, headline, target)
+    )
+    print(f"report: {len(steps)} steps -> {layout.reports / 'report.md'}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    main(Layout.of(pipeline_parser(__doc__).parse_args().pipeline))

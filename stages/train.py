@@ -9,7 +9,6 @@ history reports/steps/<step>/history.csv that `dvc plots` and the report read. W
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 
@@ -17,17 +16,17 @@ import pandas as pd
 import torch
 
 from stages.checkpoint import save_model
-from stages.config import exit_on_params_error, load_params, load_step
+from stages.config import exit_on_params_error, load_params, load_step, pipeline_parser
 from stages.dataset import load_mnist
 from stages.files import atomic_path
 from stages.fit import TrainingDiverged, fit, pick_device, seed_everything, thread_count
 from stages.nets import build_net, count_params
-from stages.paths import history_path, model_path
+from stages.paths import MAIN_LAYOUT, Layout
 
 
 @exit_on_params_error
-def main(name: str, seed: int | None = None) -> None:
-    step = load_step(name, load_params())
+def main(name: str, seed: int | None = None, layout: Layout = MAIN_LAYOUT) -> None:
+    step = load_step(name, load_params(layout.params))
     if seed is not None:
         step = dataclasses.replace(step, seed=seed, raw={**step.raw, "seed": seed})
     torch.set_num_threads(thread_count(step))
@@ -44,8 +43,8 @@ def main(name: str, seed: int | None = None) -> None:
         file=sys.stderr,
     )
     history = fit(model, data, step, generator)
-    save_model(model, {"name": name, "step": step.raw}, model_path(name, seed))
-    with atomic_path(history_path(name, seed)) as tmp:
+    save_model(model, {"name": name, "step": step.raw}, layout.model(name, seed))
+    with atomic_path(layout.history(name, seed)) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
     last = history[-1]
     print(
@@ -55,11 +54,11 @@ def main(name: str, seed: int | None = None) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Train one step of params.yaml.")
+    parser = pipeline_parser("Train one step of the progression.")
     parser.add_argument("step")
     parser.add_argument("--seed", type=int, help="override the step's seed (multi-seed runs)")
     args = parser.parse_args()
     try:
-        main(args.step, args.seed)
+        main(args.step, args.seed, Layout.of(args.pipeline))
     except TrainingDiverged as error:
         sys.exit(f"error: {error}")

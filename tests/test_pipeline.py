@@ -56,6 +56,8 @@ steps:
     optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
     augment: {{rotate: 5}}
     layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+public_results:
+  - {{label: a published result, params: 500, accuracy: 0.5}}
 headline:
   final: tiny-b
   tiny: tiny-a
@@ -122,6 +124,11 @@ def test_every_output_exists(project):
         "reports/figures/loss.png",
         "reports/plots/curves.csv",
         "reports/plots/confusion_final.csv",
+        "reports/headline.json",
+        "plots/offline.html",
+        "reports/figures/params_vs_accuracy.png",
+        "reports/figures/confusion.png",
+        "reports/figures/misclassified.png",
     ]
     for step in STEPS:
         expected += [f"models/{step}.pt2", f"models/seeds/{step}-seed2.pt2"]
@@ -281,3 +288,44 @@ def test_invalid_params_stop_before_training_with_one_line(project):
         assert {p: p.stat().st_mtime_ns for p in (root / "models").iterdir()} == models
     finally:
         params.write_text(original)
+
+
+REFERENCE_PARAMS = """\
+target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
+steps:
+  ref-separable:
+    description: Separable convs, SiLU, AdamW, cosine, shear.
+    layers: [conv 4 p=1, sepconv 8, avgpool, gap, dense 10]
+    epochs: 1
+    batch_size: 32
+    seed: 1
+    activation: silu
+    optimizer: {name: adamw, lr: 0.01}
+    schedule: {name: cosine}
+    augment: {shear: 10}
+"""
+
+
+def test_reference_pipeline_shares_the_data_and_writes_apart(project):
+    """A second pipeline (references/dvc.yaml, run last: it adds stages to the project)."""
+    root, env, _ = project
+    (root / "references").mkdir()
+    shutil.copy(REPO / "references" / "dvc.yaml", root / "references" / "dvc.yaml")
+    (root / "references" / "params.yaml").write_text(REFERENCE_PARAMS)
+    result = run(["dvc", "repro", "references/dvc.yaml"], root, env)
+    ran = [line for line in result.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == [
+        "Running stage 'references/dvc.yaml:train@ref-separable':",
+        "Running stage 'references/dvc.yaml:evaluate@ref-separable':",
+        "Running stage 'references/dvc.yaml:report':",
+    ]
+    metrics = json.loads((root / "reports/references/steps/ref-separable/metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["params_non_trainable"] == 2 * (
+        4 + 8
+    )  # BN after conv 4 and after the pointwise
+    assert (root / "models/references/ref-separable.pt2").is_file()
+    assert (
+        "# MNIST under budget: the `references` pipeline"
+        in (root / "reports/references/report.md").read_text()
+    )
+    assert "Running stage" not in run(["dvc", "repro"], root, env).stdout  # main pipeline untouched
