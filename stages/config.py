@@ -212,6 +212,7 @@ STEP_KEYS: dict[str, tuple[type, Any]] = {
     "schedule": (dict, {"name": "none"}),
     "augment": (dict, {}),
     "label_smoothing": (float, 0.0),
+    "ema": (float, 0.0),  # decay of an exponential moving average of the weights; 0: off
     "bn": (bool, True),
     "bn_order": (str, "after_act"),
     "activation": (str, "relu"),
@@ -236,6 +237,7 @@ class StepConfig:
     schedule: dict[str, Any]
     augment: dict[str, float]
     label_smoothing: float
+    ema: float
     bn: bool
     bn_order: str
     activation: str
@@ -267,6 +269,7 @@ def parse_step(name: str, entry: Any) -> StepConfig:
     require(values["threads"] >= 0, f"{where}.threads", "must be 0 (all cores) or more")
     require(0 <= values["dropout"] < 1, f"{where}.dropout", "must be in [0, 1)")
     require(0 <= values["label_smoothing"] < 1, f"{where}.label_smoothing", "must be in [0, 1)")
+    require(0 <= values["ema"] < 1, f"{where}.ema", "is a decay in [0, 1), 0 for none")
     for key, choices in (("bn_order", BN_ORDERS), ("activation", ACTIVATIONS[:-1]), ("device", DEVICES)):
         require(values[key] in choices, f"{where}.{key}", f"must be one of {', '.join(choices)}")
 

@@ -9,6 +9,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from stages.augment import augment
@@ -154,6 +155,7 @@ def train_epoch(
     schedule: Schedule,
     generator: torch.Generator,
     bar: tqdm,
+    ema: AveragedModel | None = None,
 ) -> tuple[float, float]:
     """One pass over the shuffled, augmented training set; mean loss and accuracy."""
     model.train()
@@ -171,6 +173,8 @@ def train_epoch(
         loss.backward()
         optimizer.step()
         schedule.after_batch()
+        if ema is not None:
+            ema.update_parameters(model)
         loss_sum += loss.detach() * len(index)
         correct += (logits.detach().argmax(1) == labels).sum()
         if batch % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss):
@@ -189,9 +193,18 @@ def train_epoch(
     return mean_loss, correct.item() / n
 
 
-def fit(model: nn.Module, data: Mnist, step: StepConfig, generator: torch.Generator) -> list[dict]:
-    """Train for step.epochs; return one history row per epoch."""
+def fit(
+    model: nn.Module, data: Mnist, step: StepConfig, generator: torch.Generator
+) -> tuple[list[dict], nn.Module]:
+    """Train for step.epochs; return one history row per epoch and the model it scored:
+    the trained model, or with `ema`, its moving average (BN statistics averaged too)."""
     optimizer = make_optimizer(model, step.optimizer)
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(step.ema), use_buffers=True)
+        if step.ema
+        else None
+    )
+    scored = ema.module if ema is not None else model
     batches = -(-len(data.train_images) // step.batch_size)
     schedule = Schedule(optimizer, step.schedule, step.epochs, batches)
     history = []
@@ -201,8 +214,10 @@ def fit(model: nn.Module, data: Mnist, step: StepConfig, generator: torch.Genera
         with tqdm(
             total=batches, desc=f"{step.name} {epoch}/{step.epochs}", unit="batch", mininterval=1
         ) as bar:
-            train_loss, train_accuracy = train_epoch(model, data, step, optimizer, schedule, generator, bar)
-            test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels)
+            train_loss, train_accuracy = train_epoch(
+                model, data, step, optimizer, schedule, generator, bar, ema
+            )
+            test_loss, test_accuracy = evaluate(scored, data.test_images, data.test_labels)
             bar.set_postfix(loss=f"{train_loss:.4f}", test=f"{test_accuracy:.2%}")
         schedule.after_epoch(test_accuracy)
         history.append(
@@ -216,4 +231,4 @@ def fit(model: nn.Module, data: Mnist, step: StepConfig, generator: torch.Genera
                 "seconds": round(time.perf_counter() - started, 2),
             }
         )
-    return history
+    return history, scored

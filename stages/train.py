@@ -42,8 +42,8 @@ def main(name: str, seed: int | None = None, layout: Layout = MAIN_LAYOUT) -> No
         f"with {torch.get_num_threads()} threads",
         file=sys.stderr,
     )
-    history = fit(model, data, step, generator)
-    save_model(model, {"name": name, "step": step.raw}, layout.model(name, seed))
+    history, trained = fit(model, data, step, generator)
+    save_model(trained, {"name": name, "step": step.raw}, layout.model(name, seed))
     with atomic_path(layout.history(name, seed)) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
     last = history[-1]

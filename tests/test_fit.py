@@ -104,7 +104,7 @@ def synthetic_mnist() -> Mnist:
 def train_once(epochs=2, **changes) -> list[dict]:
     step = parse_step("tiny", entry(epochs=epochs, **changes))
     generator = seed_everything(step.seed)
-    history = fit(build_net(step), synthetic_mnist(), step, generator)
+    history, _ = fit(build_net(step), synthetic_mnist(), step, generator)
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
@@ -118,3 +118,11 @@ def test_training_is_deterministic_and_learns():
 def test_divergence_stops_with_a_clear_error():
     with pytest.raises(TrainingDiverged, match="lower optimizer.lr"):
         train_once(optimizer={"name": "sgd", "lr": 1e12, "momentum": 0.9}, bn=False)
+
+
+def test_weight_average_is_what_gets_scored():
+    recipe = {"optimizer": {"name": "adam", "lr": 0.01}}
+    plain = train_once(epochs=2, **recipe)
+    averaged = train_once(epochs=2, ema=0.9, **recipe)
+    assert [row["train_loss"] for row in averaged] == [row["train_loss"] for row in plain]
+    assert [row["test_loss"] for row in averaged] != [row["test_loss"] for row in plain]
