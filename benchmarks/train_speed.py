@@ -148,7 +148,7 @@ def main() -> None:
     params = load_params()
     final_name = params["headline"]["final"]
     final = load_steps(params)[final_name]
-    seed_style = parse_step("seed-style-9.7k", {**params["steps"][final_name], "layers": SEED_STYLE_LAYERS})
+    seed_style = parse_step("seed-style-9_7k", {**params["steps"][final_name], "layers": SEED_STYLE_LAYERS})
     root = torchvision_root()
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

@@ -8,8 +8,6 @@ fixes every augmentation it sees.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
@@ -17,23 +15,6 @@ import torch.nn.functional as F
 def _uniform(n: int, bound: float, generator: torch.Generator) -> torch.Tensor:
     """n samples, uniform in [-bound, bound]."""
     return (torch.rand(n, generator=generator) * 2 - 1) * bound
-
-
-@functools.cache
-def base_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
-    """(H*W, 3) pixel-centre coordinates (x, y, 1) in [-1, 1], as affine_grid uses them
-    with align_corners=False."""
-    xs = (torch.arange(width, dtype=torch.float32, device=device) * 2 + 1) / width - 1
-    ys = (torch.arange(height, dtype=torch.float32, device=device) * 2 + 1) / height - 1
-    y, x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([x.flatten(), y.flatten(), torch.ones_like(x).flatten()], dim=1)
-
-
-def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """F.affine_grid(theta, (n, c, H, W), align_corners=False) as one batched matmul:
-    the same grid, about 10x faster on CPU for 28x28 batches (measured: 1.1 ms -> 0.1 ms)."""
-    grid = base_grid(height, width, theta.device) @ theta.transpose(1, 2)  # (n, H*W, 2)
-    return grid.view(-1, height, width, 2)
 
 
 def random_affine(
@@ -66,7 +47,7 @@ def random_affine(
         ],
         1,
     ) / zoom.view(n, 1, 1)
-    grid = sampling_grid(theta.to(images), images.shape[2], images.shape[3])
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
     return F.grid_sample(images - fill, grid, align_corners=False, padding_mode="zeros") + fill
 
 

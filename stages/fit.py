@@ -16,7 +16,7 @@ from stages.augment import augment
 from stages.config import StepConfig
 from stages.dataset import Mnist
 
-EVAL_BATCH = 2000  # inference only: large batches amortize per-call overhead
+EVAL_BATCH = 500  # 10k test images: 0.78 s at 500, 1.8 s at 2000 (cache-bound), 1.0 s at 64
 NAN_CHECK_EVERY = 100  # batches; checking every batch would sync the device each step
 BAR_UPDATE_EVERY = 50  # batches between loss read-outs on the progress bar
 
