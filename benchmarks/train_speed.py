@@ -1,7 +1,7 @@
 """Training speed: this project's epoch against the conventional notebook loop and the
 framework's ceiling, on the same net, batch size, optimizer and augmentation.
 
-    python -m benchmarks.train_speed [--repeats 3] [--train-images 60000]
+    python -m benchmarks.train_speed [--repeats 3] [--train-images 60000] [--out benchmarks/train_speed.md]
 
 (a) project:      stages.fit.train_epoch + per-epoch evaluation, as the pipeline runs it
                   (in-memory tensors, batched affine augmentation).
@@ -31,6 +31,7 @@ from torchvision import datasets, transforms
 
 from stages.config import load_params, load_steps, parse_step
 from stages.dataset import load_mnist
+from stages.files import write_text
 from stages.fit import evaluate, make_optimizer, seed_everything, train_epoch
 from stages.nets import build_net, count_params
 from stages.paths import RAW_DIR
@@ -126,7 +127,9 @@ def measure(step, repeats: int, train_images: int, root: Path) -> dict[str, list
             evaluate(model, data.test_images, data.test_labels),
         ),
         "b conventional": lambda: run_conventional(model, optimizer, train_loader, test_loader),
-        "c ceiling": lambda: run_ceiling(model, optimizer, data.train_images, data.train_labels, step.batch_size),
+        "c ceiling": lambda: run_ceiling(
+            model, optimizer, data.train_images, data.train_labels, step.batch_size
+        ),
     }
     next(iter(train_loader))  # start the loader workers before timing
     rates: dict[str, list[float]] = {name: [] for name in runs}
@@ -139,9 +142,12 @@ def measure(step, repeats: int, train_images: int, root: Path) -> dict[str, list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-images", type=int, default=60000, help="images per timed epoch")
+    parser.add_argument("--out", default="benchmarks/train_speed.md", help="where to write the results too")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("MNIST_THREADS") or os.cpu_count() or 1))
 
@@ -150,21 +156,29 @@ def main() -> None:
     final = load_steps(params)[final_name]
     seed_style = parse_step("seed-style-9_7k", {**params["steps"][final_name], "layers": SEED_STYLE_LAYERS})
     root = torchvision_root()
-    print(
-        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; {args.train_images} train images per epoch, "
-        f"median of {args.repeats}; augmentation {final.augment}"
-    )
+    lines = [
+        (
+            f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; {args.train_images} train images per epoch, "
+            f"median of {args.repeats}; augmentation {final.augment}"
+        )
+    ]
+    print(lines[0], flush=True)
     for step in (final, seed_style):
         rates = measure(step, args.repeats, args.train_images, root)
         medians = {name: statistics.median(values) for name, values in rates.items()}
         params_total = count_params(build_net(step))["params_total"]
-        print(f"\n{step.name} ({params_total:,} params, batch {step.batch_size}, {step.optimizer['name']}):")
+        block = [
+            f"\n{step.name} ({params_total:,} params, batch {step.batch_size}, {step.optimizer['name']}):"
+        ]
         for name, values in rates.items():
             runs = ", ".join(f"{v:,.0f}" for v in values)
-            print(f"  {name:15s} {medians[name]:8,.0f} img/s   (runs: {runs})")
+            block.append(f"  {name:15s} {medians[name]:8,.0f} img/s   (runs: {runs})")
         a, b, c = medians["a project"], medians["b conventional"], medians["c ceiling"]
-        print(f"  a/b = {a / b:.2f}   a/c = {a / c:.2f}")
+        block.append(f"  a/b = {a / b:.2f}   a/c = {a / c:.2f}")
+        print("\n".join(block), flush=True)
+        lines += block
+    write_text(Path(args.out), "```\n" + "\n".join(lines) + "\n```\n")
 
 
 if __name__ == "__main__":

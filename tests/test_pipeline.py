@@ -3,11 +3,13 @@ from a local folder and from an HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -248,12 +250,22 @@ def test_plots_show_renders_offline_in_a_browser(project, tmp_path):
     assert dom.count("<path") > 20
 
 
-def test_changing_one_step_invalidates_only_that_step(project):
-    root, env, _ = project
+@contextlib.contextmanager
+def edited_params(root: Path, old: str, new: str) -> Iterator[None]:
+    """params.yaml with its first `old` replaced by `new`, restored afterwards."""
     params = root / "params.yaml"
     original = params.read_text()
+    assert old in original
+    params.write_text(original.replace(old, new, 1))
     try:
-        params.write_text(original.replace("{name: sgd, lr: 0.05,", "{name: sgd, lr: 0.02,"))
+        yield
+    finally:
+        params.write_text(original)
+
+
+def test_changing_one_step_invalidates_only_that_step(project):
+    root, env, _ = project
+    with edited_params(root, "{name: sgd, lr: 0.05,", "{name: sgd, lr: 0.02,"):
         status = json.loads(run(["dvc", "status", "--json"], root, env).stdout)
         changed = {"train@tiny-b", "evaluate@tiny-b", "seed_runs@tiny-b-2", "headline", "report"}
         assert set(status) <= changed
@@ -262,20 +274,13 @@ def test_changing_one_step_invalidates_only_that_step(project):
         change = diff["params.yaml"]["steps.tiny-b.optimizer.lr"]
         assert (change["old"], change["new"]) == (0.05, 0.02)
         assert list(diff["params.yaml"]) == ["steps.tiny-b.optimizer.lr"]
-    finally:
-        params.write_text(original)
 
 
 def test_invalid_params_stop_before_training_with_one_line(project):
     root, env, _ = project
-    params = root / "params.yaml"
-    original = params.read_text()
-    try:
-        params.write_text(
-            original.replace(
-                "layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]\n", "layers: [conv 4, pool]\n", 1
-            )
-        )
+    with edited_params(
+        root, "layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]\n", "layers: [conv 4, pool]\n"
+    ):
         models = {p: p.stat().st_mtime_ns for p in (root / "models").iterdir()}
         result = run([sys.executable, "-m", "stages.train", "tiny-b"], root, env, check=False)
         assert result.returncode == 2
@@ -286,8 +291,6 @@ def test_invalid_params_stop_before_training_with_one_line(project):
             )
         ]
         assert {p: p.stat().st_mtime_ns for p in (root / "models").iterdir()} == models
-    finally:
-        params.write_text(original)
 
 
 REFERENCE_PARAMS = """\
