@@ -82,13 +82,15 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     predicted = predict(model, data.test_images).argmax(1)
     history = pd.read_csv(layout.history(name))
     metrics = {
-        "test_accuracy": (predicted == data.test_labels).float().mean().item(),
+        "test_accuracy": round((predicted == data.test_labels).double().mean().item(), 6),
         **history_metrics(history, target),
         **count_params(model),
     }
     rows = summary_rows(parse_step(name, config["step"]))
     metrics["macs"] = sum(row["macs"] for row in rows)
-    metrics["receptive_field"] = rows[-1]["receptive_field"]
+    # before global pooling (or a head covering the whole map), where it is still a choice
+    spatial = [row for row in rows if row["output"].split("x")[1:] != ["1", "1"]]
+    metrics["receptive_field"] = spatial[-1]["receptive_field"] if spatial else rows[-1]["receptive_field"]
     metrics["meets"] = meets(metrics, target)
     write_json(layout.metrics(name), metrics)
     write_text(layout.summary(name), summary_table(rows))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
@@ -65,28 +66,46 @@ def loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
 def params_vs_accuracy(steps: dict[str, tuple[int, float]], public: list[dict], target, path: Path) -> None:
     """Each step's parameters against its final test accuracy, with published results
     (labelled, from params.yaml `public_results`) and the budget and target lines."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, (params, accuracy) in steps.items():
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    bottom = min(a for _, a in steps.values()) * 100 - 0.4  # zoom on the steps, not on outliers
+    gap = (100 - bottom) / 28  # about one label line
+    label_y = -1.0
+    for name, (params, accuracy) in sorted(steps.items(), key=lambda item: item[1][1]):
+        # many steps share a parameter count: stack their labels to the left, one line apart
+        label_y = max(accuracy * 100, label_y + gap)
         ax.scatter(params, accuracy * 100, color="tab:blue", zorder=3)
-        ax.annotate(name, (params, accuracy * 100), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(
+            f"{name} {accuracy:.2%}", (params, accuracy * 100), xytext=(params * 0.83, label_y),
+            ha="right", va="center", fontsize=8, color="tab:blue",
+            arrowprops={"arrowstyle": "-", "color": "tab:blue", "lw": 0.5},
+        )  # fmt: skip
+    hidden = []
     for ref in public:
+        if ref["accuracy"] * 100 < bottom:
+            hidden.append(f"{ref['label']} ({ref['params']:,}, {ref['accuracy']:.2%})")
+            continue
         ax.scatter(ref["params"], ref["accuracy"] * 100, marker="s", color="tab:gray", zorder=2)
         ax.annotate(
-            ref["label"], (ref["params"], ref["accuracy"] * 100), textcoords="offset points",
-            xytext=(5, -10), fontsize=7, color="dimgray",
+            f"{ref['label']} {ref['accuracy']:.2%}", (ref["params"], ref["accuracy"] * 100),
+            textcoords="offset points", xytext=(6, -3), fontsize=7, color="dimgray",
         )  # fmt: skip
     ax.axhline(
         target.test_accuracy * 100, color="black", linestyle="--", linewidth=1, label="target accuracy"
     )
     ax.axvline(target.max_params, color="tab:red", linestyle=":", linewidth=1, label="parameter budget")
-    accuracies = [a for _, a in steps.values()] + [r["accuracy"] for r in public]
-    ax.set_ylim(max(min(accuracies) * 100 - 0.1, 97.0), 100)
+    counts = [p for p, _ in steps.values()] + [r["params"] for r in public]
     ax.set_xscale("log")
+    ax.set_xlim(min(counts) * 0.55, max(counts) * 1.35)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.set_ylim(bottom, 100)
     ax.set_xlabel("parameters, trainable + non-trainable (log scale)")
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title("Parameters against accuracy: this progression (blue), published results (gray)")
+    ax.set_title("Parameters against final test accuracy: this progression (blue), published (gray)")
+    if hidden:
+        ax.text(0.01, 0.01, "below the chart: " + "; ".join(hidden), transform=ax.transAxes, fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     _save(fig, path)
 
 

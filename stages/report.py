@@ -182,7 +182,7 @@ def step_section(name, entry, m, history, previous, target) -> list[str]:
         (
             f"**Result.** {m['params_total']:,} parameters ({m['params_trainable']:,} trainable, "
             f"{m['params_non_trainable']:,} non-trainable), {m['macs']:,} multiply-accumulates per image, "
-            f"receptive field {m['receptive_field']} before the head. Final test accuracy "
+            f"receptive field {m['receptive_field']} before global pooling. Final test accuracy "
             f"**{m['test_accuracy']:.2%}** after {m['epochs']} epochs (best {m['best_test_accuracy']:.2%} at "
             f"epoch {m['best_epoch']}, selected on the test set); train accuracy {m['train_accuracy']:.2%}. "
             f"Layer table: [summary.md](steps/{name}/summary.md)."
