@@ -28,11 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
+from tqdm import tqdm
 
 from stages.config import load_params, load_steps, parse_step
 from stages.dataset import load_mnist
 from stages.files import write_text
-from stages.fit import evaluate, make_optimizer, seed_everything, train_epoch
+from stages.fit import Schedule, evaluate, make_optimizer, seed_everything, train_epoch
 from stages.nets import build_net, count_params
 from stages.paths import RAW_DIR
 
@@ -42,16 +43,6 @@ SEED_STYLE_LAYERS = [
     "conv 8", "conv 16", "conv 16", "maxpool", "conv 8 k=1", "conv 16", "conv 16", "conv 16", "gap", "conv 10 k=1",
 ]  # fmt: skip
 LOADER_WORKERS = 2  # as the notebooks do
-
-
-class NullBar:
-    """train_epoch's progress bar, silenced for timing."""
-
-    def set_postfix(self, *args, **kwargs) -> None:
-        pass
-
-    def update(self, n: int) -> None:
-        pass
 
 
 def torchvision_root() -> Path:
@@ -119,11 +110,12 @@ def measure(step, repeats: int, train_images: int, root: Path) -> dict[str, list
     generator = seed_everything(step.seed)
     model = build_net(step)
     optimizer = make_optimizer(model, step.optimizer)
-    no_schedule = type("NoSchedule", (), {"after_batch": lambda self: None})()
+    no_schedule = Schedule(optimizer, {"name": "none"}, step.epochs, 1)
+    silent_bar = tqdm(disable=True)  # train_epoch's progress bar, silenced for timing
 
     runs = {
         "a project": lambda: (
-            train_epoch(model, data, step, optimizer, no_schedule, generator, NullBar()),
+            train_epoch(model, data, step, optimizer, no_schedule, generator, silent_bar),
             evaluate(model, data.test_images, data.test_labels),
         ),
         "b conventional": lambda: run_conventional(model, optimizer, train_loader, test_loader),

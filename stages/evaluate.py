@@ -28,7 +28,7 @@ from stages.fit import predict
 from stages.nets import count_params, summary_rows
 from stages.paths import MAIN_LAYOUT, Layout
 
-LAST_EPOCHS = 3  # "held the target" looks at this many final epochs
+LAST_EPOCHS = 3  # min_test_accuracy_last_3: how steady the final epochs are
 
 
 def history_metrics(history: pd.DataFrame, target: Target) -> dict:

@@ -37,10 +37,10 @@ def read_headline_params(params: dict) -> dict:
     seeds = section["extra_seeds"]
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ParamsError(f"headline.extra_seeds: expected a list of integers, got {seeds!r}")
-    for role in ROLES:
-        own = steps[section[role]].seed
+    own_seeds = {role: steps[section[role]].seed for role in ROLES}
+    for own in own_seeds.values():
         require(own not in seeds, "headline.extra_seeds", f"seed {own} is already the step's own seed")
-    return section | {"own_seeds": {role: steps[section[role]].seed for role in ROLES}}
+    return section | {"own_seeds": own_seeds}
 
 
 def seed_summary(layout: Layout, step: str, own_seed: int, extra_seeds: list[int]) -> dict:

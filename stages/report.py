@@ -16,12 +16,12 @@ import torch
 
 from stages import figures
 from stages.config import Target, exit_on_params_error, load_params, load_target, pipeline_parser
+from stages.evaluate import LAST_EPOCHS
 from stages.files import atomic_path, read_json, write_text
 from stages.paths import MAIN, MAIN_LAYOUT, PREPARED_TENSORS, Layout
 
 GAP_OVERFIT = 0.005  # train above test by more than 0.5 pp: over-fitting
 GAP_UNDERFIT = -0.002  # train (augmented, in train mode) below test: room to fit more
-LAST_EPOCHS = 3  # as metrics.json's min_test_accuracy_last_3
 MISCLASSIFIED_SHOWN = 24
 
 
@@ -83,7 +83,7 @@ def analysis(m: dict, history: pd.DataFrame, entry: dict, previous: tuple | None
         fit_sentence(m),
         (
             f"Over the last {len(tail)} epochs test accuracy moved within "
-            f"{(tail.max() - tail.min()) * 100:.2f} pp (lowest {tail.min():.2%})."
+            f"{(tail.max() - tail.min()) * 100:.2f} pp (lowest {m['min_test_accuracy_last_3']:.2%})."
         ),
         target_sentence(m, target),
     ]
