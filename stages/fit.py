@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import time
@@ -9,7 +10,6 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from stages.augment import augment
@@ -23,6 +23,27 @@ BAR_UPDATE_EVERY = 50  # batches between loss read-outs on the progress bar
 
 class TrainingDiverged(RuntimeError):
     pass
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights and BN statistics.
+
+    One fused lerp over every float tensor per batch: 20 us against 240 us for torch's
+    AveragedModel (which regroups its tensors on each call), about 2.5% of a batch here.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model)
+        self.weight = 1 - decay
+        # state_dict() tensors share storage with the modules: lerping them updates both
+        pairs = zip(self.module.state_dict().values(), model.state_dict().values())
+        floats = [(mine, theirs) for mine, theirs in pairs if mine.is_floating_point()]
+        self.averaged = [mine for mine, _ in floats]
+        self.current = [theirs for _, theirs in floats]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.averaged, self.current, self.weight)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -155,7 +176,7 @@ def train_epoch(
     schedule: Schedule,
     generator: torch.Generator,
     bar: tqdm,
-    ema: AveragedModel | None = None,
+    ema: WeightAverage | None = None,
 ) -> tuple[float, float]:
     """One pass over the shuffled, augmented training set; mean loss and accuracy."""
     model.train()
@@ -174,7 +195,7 @@ def train_epoch(
         optimizer.step()
         schedule.after_batch()
         if ema is not None:
-            ema.update_parameters(model)
+            ema.update()
         loss_sum += loss.detach() * len(index)
         correct += (logits.detach().argmax(1) == labels).sum()
         if batch % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss):
@@ -199,11 +220,7 @@ def fit(
     """Train for step.epochs; return one history row per epoch and the model it scored:
     the trained model, or with `ema`, its moving average (BN statistics averaged too)."""
     optimizer = make_optimizer(model, step.optimizer)
-    ema = (
-        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(step.ema), use_buffers=True)
-        if step.ema
-        else None
-    )
+    ema = WeightAverage(model, step.ema) if step.ema else None
     scored = ema.module if ema is not None else model
     batches = -(-len(data.train_images) // step.batch_size)
     schedule = Schedule(optimizer, step.schedule, step.epochs, batches)

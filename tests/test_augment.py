@@ -2,7 +2,7 @@
 
 import torch
 
-from stages.augment import augment, random_affine, random_erase
+from stages.augment import affine_grid, augment, random_affine, random_erase
 
 BLACK = -0.4242  # a normalized black pixel: (0 - mean) / std
 
@@ -67,3 +67,9 @@ def test_erase_paints_one_black_square_per_chosen_image():
     assert painted.tolist() == [49] * 6  # round(0.25 * 28) = 7: a 7x7 square
     none = random_erase(images, torch.Generator().manual_seed(0), probability=0.0, size=0.25, fill=BLACK)
     assert torch.equal(none, images)
+
+
+def test_sampling_grid_matches_torch_affine_grid():
+    theta = torch.eye(2, 3) + 0.2 * torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(2))
+    expected = torch.nn.functional.affine_grid(theta, [5, 1, 28, 20], align_corners=False)
+    assert torch.allclose(affine_grid(theta, 28, 20), expected, atol=1e-6)

@@ -8,7 +8,7 @@ import torch
 
 from stages.config import parse_step
 from stages.dataset import Mnist, normalize
-from stages.fit import Schedule, TrainingDiverged, fit, seed_everything
+from stages.fit import Schedule, TrainingDiverged, WeightAverage, fit, seed_everything
 from stages.nets import build_net
 from tests.conftest import synthetic_digits
 from tests.test_config import entry
@@ -126,3 +126,18 @@ def test_weight_average_is_what_gets_scored():
     averaged = train_once(epochs=2, ema=0.9, **recipe)
     assert [row["train_loss"] for row in averaged] == [row["train_loss"] for row in plain]
     assert [row["test_loss"] for row in averaged] != [row["test_loss"] for row in plain]
+
+
+def test_weight_average_follows_the_ema_formula():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    average = WeightAverage(model, decay=0.75)
+    before = {k: v.clone() for k, v in average.module.state_dict().items()}
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(1.0)
+    average.update()
+    for key, value in average.module.state_dict().items():
+        if value.is_floating_point():
+            expected = 0.75 * before[key] + 0.25 * model.state_dict()[key]
+            assert torch.allclose(value, expected), key
