@@ -4,11 +4,12 @@ framework's ceiling, on the same net, batch size, optimizer and augmentation.
     python -m benchmarks.train_speed [--repeats 3] [--train-images 60000] [--out benchmarks/train_speed.md]
 
 (a) project:      stages.fit.train_epoch + per-epoch evaluation, as the pipeline runs it
-                  (in-memory tensors, batched affine augmentation).
+                  (in-memory tensors, batched affine augmentation, channels-last weights,
+                  the step's weight average updated each batch and scored).
 (b) conventional: torchvision MNIST, per-sample PIL RandomAffine + ToTensor + Normalize,
                   a DataLoader with 2 worker processes, evaluation through another DataLoader.
 (c) ceiling:      forward + backward + optimizer step on tensors already in memory, no
-                  augmentation, no evaluation.
+                  augmentation, no evaluation, on (a)'s channels-last model.
 
 The three alternate, each repeated; prints images/s medians and the ratios a/b and a/c.
 Needs data/prepared and data/raw (run `dvc repro prepare` first).
@@ -33,7 +34,7 @@ from tqdm import tqdm
 from stages.config import load_params, load_steps, parse_step
 from stages.dataset import load_mnist
 from stages.files import write_text
-from stages.fit import Schedule, evaluate, make_optimizer, seed_everything, train_epoch
+from stages.fit import Schedule, WeightAverage, evaluate, make_optimizer, seed_everything, train_epoch
 from stages.nets import build_net, count_params
 from stages.paths import RAW_DIR
 
@@ -108,17 +109,23 @@ def measure(step, repeats: int, train_images: int, root: Path) -> dict[str, list
     data.test_images, data.test_labels = data.test_images[:test_images], data.test_labels[:test_images]
     train_loader, test_loader = conventional_loaders(step, train_images, test_images, root)
     generator = seed_everything(step.seed)
-    model = build_net(step)
+    model = build_net(step).to(memory_format=torch.channels_last)  # as stages.train builds it
     optimizer = make_optimizer(model, step.optimizer)
+    average = WeightAverage(model, step.ema) if step.ema else None
+    scored = average.module if average else model
     no_schedule = Schedule(optimizer, {"name": "none"}, step.epochs, 1)
     silent_bar = tqdm(disable=True)  # train_epoch's progress bar, silenced for timing
+    notebook_model = build_net(step)  # the conventional loop's own plain (NCHW) copy
+    notebook_optimizer = make_optimizer(notebook_model, step.optimizer)
 
     runs = {
         "a project": lambda: (
-            train_epoch(model, data, step, optimizer, no_schedule, generator, silent_bar),
-            evaluate(model, data.test_images, data.test_labels),
+            train_epoch(model, data, step, optimizer, no_schedule, generator, silent_bar, average),
+            evaluate(scored, data.test_images, data.test_labels),
         ),
-        "b conventional": lambda: run_conventional(model, optimizer, train_loader, test_loader),
+        "b conventional": lambda: run_conventional(
+            notebook_model, notebook_optimizer, train_loader, test_loader
+        ),
         "c ceiling": lambda: run_ceiling(
             model, optimizer, data.train_images, data.train_labels, step.batch_size
         ),
