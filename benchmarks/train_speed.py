@@ -9,7 +9,7 @@ framework's ceiling, on the same net, batch size, optimizer and augmentation.
 (b) conventional: torchvision MNIST, per-sample PIL RandomAffine + ToTensor + Normalize,
                   a DataLoader with 2 worker processes, evaluation through another DataLoader.
 (c) ceiling:      forward + backward + optimizer step on tensors already in memory, no
-                  augmentation, no evaluation, on (a)'s channels-last model.
+                  augmentation, no evaluation, on (a)'s channels-last model and precision.
 
 The three alternate, each repeated; prints images/s medians and the ratios a/b and a/c.
 Needs data/prepared and data/raw (run `dvc repro prepare` first).
@@ -93,11 +93,13 @@ def run_conventional(model, optimizer, train_loader, test_loader) -> None:
             correct += (model(images).argmax(1) == labels).sum().item()
 
 
-def run_ceiling(model, optimizer, images, labels, batch_size: int) -> None:
+def run_ceiling(model, optimizer, images, labels, batch_size: int, precision: str) -> None:
     model.train()
     for start in range(0, len(images), batch_size):
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(images[start : start + batch_size]), labels[start : start + batch_size])
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):  # as (a) trains
+            logits = model(images[start : start + batch_size])
+            loss = F.cross_entropy(logits, labels[start : start + batch_size])
         loss.backward()
         optimizer.step()
 
@@ -127,7 +129,7 @@ def measure(step, repeats: int, train_images: int, root: Path) -> dict[str, list
             notebook_model, notebook_optimizer, train_loader, test_loader
         ),
         "c ceiling": lambda: run_ceiling(
-            model, optimizer, data.train_images, data.train_labels, step.batch_size
+            model, optimizer, data.train_images, data.train_labels, step.batch_size, step.precision
         ),
     }
     next(iter(train_loader))  # start the loader workers before timing
@@ -167,9 +169,8 @@ def main() -> None:
         rates = measure(step, args.repeats, args.train_images, root)
         medians = {name: statistics.median(values) for name, values in rates.items()}
         params_total = count_params(build_net(step))["params_total"]
-        block = [
-            f"\n{step.name} ({params_total:,} params, batch {step.batch_size}, {step.optimizer['name']}):"
-        ]
+        recipe = f"batch {step.batch_size}, {step.optimizer['name']}, {step.precision}"
+        block = [f"\n{step.name} ({params_total:,} params, {recipe}):"]
         for name, values in rates.items():
             runs = ", ".join(f"{v:,.0f}" for v in values)
             block.append(f"  {name:15s} {medians[name]:8,.0f} img/s   (runs: {runs})")

@@ -220,9 +220,11 @@ STEP_KEYS: dict[str, tuple[type, Any]] = {
     "conv_bias": (bool, False),
     "threads": (int, 0),
     "device": (str, "auto"),
+    "precision": (str, "fp32"),  # bf16: autocast the training forward pass (evaluation stays fp32)
 }
 BN_ORDERS = ("after_act", "before_act")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,7 @@ class StepConfig:
     conv_bias: bool
     threads: int
     device: str
+    precision: str
     raw: dict[str, Any]  # the resolved params entry, saved inside the model file
 
 
@@ -270,7 +273,12 @@ def parse_step(name: str, entry: Any) -> StepConfig:
     require(0 <= values["dropout"] < 1, f"{where}.dropout", "must be in [0, 1)")
     require(0 <= values["label_smoothing"] < 1, f"{where}.label_smoothing", "must be in [0, 1)")
     require(0 <= values["ema"] < 1, f"{where}.ema", "is a decay in [0, 1), 0 for none")
-    for key, choices in (("bn_order", BN_ORDERS), ("activation", ACTIVATIONS[:-1]), ("device", DEVICES)):
+    for key, choices in (
+        ("bn_order", BN_ORDERS),
+        ("activation", ACTIVATIONS[:-1]),
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
+    ):
         require(values[key] in choices, f"{where}.{key}", f"must be one of {', '.join(choices)}")
 
     optimizer = _named(values["optimizer"], OPTIMIZERS, f"{where}.optimizer")

@@ -16,6 +16,7 @@ from stages.augment import augment
 from stages.config import StepConfig
 from stages.dataset import Mnist
 
+AUGMENT_CHUNK = 1024  # images per augmentation call: 3.5% of a bare epoch's time, 4.9% batch by batch
 EVAL_BATCH = 500  # 10k test images: 0.78 s at 500, 1.8 s at 2000 (cache-bound), 1.0 s at 64
 NAN_CHECK_EVERY = 100  # batches; checking every batch would sync the device each step
 BAR_UPDATE_EVERY = 50  # batches between loss read-outs on the progress bar
@@ -168,6 +169,17 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tu
     return loss, (logits.argmax(1) == labels).float().mean().item()
 
 
+def augmented(data: Mnist, settings: dict, order: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The training images in `order`, each with its own random transform, made in chunks
+    before the epoch's batches (fewer, larger calls than batch by batch)."""
+    return torch.cat(
+        [
+            augment(data.train_images[order[i : i + AUGMENT_CHUNK]], settings, generator, data.black)
+            for i in range(0, len(order), AUGMENT_CHUNK)
+        ]
+    )
+
+
 def train_epoch(
     model: nn.Module,
     data: Mnist,
@@ -182,21 +194,23 @@ def train_epoch(
     model.train()
     n = len(data.train_images)
     order = torch.randperm(n, generator=generator).to(data.train_images.device)
+    epoch_images = augmented(data, step.augment, order, generator)
+    epoch_labels = data.train_labels[order]
     loss_sum = torch.zeros((), device=data.train_images.device)
     correct = torch.zeros((), dtype=torch.long, device=data.train_images.device)
     for batch, start in enumerate(range(0, n, step.batch_size)):
-        index = order[start : start + step.batch_size]
-        images = augment(data.train_images[index], step.augment, generator, data.black)
-        labels = data.train_labels[index]
-        logits = model(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=step.label_smoothing)
+        images = epoch_images[start : start + step.batch_size]
+        labels = epoch_labels[start : start + step.batch_size]
+        with torch.autocast(images.device.type, torch.bfloat16, enabled=step.precision == "bf16"):
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=step.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.after_batch()
         if ema is not None:
             ema.update()
-        loss_sum += loss.detach() * len(index)
+        loss_sum += loss.detach() * len(labels)
         correct += (logits.detach().argmax(1) == labels).sum()
         if batch % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss):
             raise TrainingDiverged(

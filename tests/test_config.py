@@ -67,6 +67,7 @@ def test_repository_params_are_valid():
         ({"batch_size": True}, r"steps\.s1\.batch_size: expected an integer, got True"),
         ({"learning_rate": 0.1}, r"steps\.s1\.learning_rate: unknown key; valid keys: description, layers"),
         ({"dropout": 1.0}, r"steps\.s1\.dropout: must be in \[0, 1\)"),
+        ({"precision": "fp16"}, r"steps\.s1\.precision: must be one of fp32, bf16"),
         ({"schedule": {"name": "warmup"}}, r"steps\.s1\.schedule\.name: unknown 'warmup'; valid: none, step"),
         ({"schedule": {"name": "step"}}, r"steps\.s1\.schedule\.step_size: missing required key"),
         ({"optimizer": {"name": "rmsprop", "lr": 0.1}}, r"steps\.s1\.optimizer\.name: unknown 'rmsprop'"),
