@@ -14,10 +14,11 @@ import sys
 import pandas as pd
 import torch
 
-from stages import figures
-from stages.config import Target, exit_on_params_error, load_params, load_target, pipeline_parser
+from stages import figures, systems
+from stages.config import StepConfig, Target, exit_on_params_error, load_params, load_target, pipeline_parser
 from stages.evaluate import LAST_EPOCHS
 from stages.files import atomic_path, read_json, write_text
+from stages.nets import build_net, count_params
 from stages.paths import MAIN, MAIN_LAYOUT, PREPARED_TENSORS, Layout
 
 GAP_OVERFIT = 0.005  # train above test by more than 0.5 pp: over-fitting
@@ -206,6 +207,20 @@ def final_model_section(final: str, layout: Layout) -> list[str]:
     ]
 
 
+def reproduce_section(layout: Layout) -> list[str]:
+    pipeline = "" if layout.name == MAIN else f" {layout.name}/dvc.yaml"
+    return [
+        "## Reproduce",
+        "",
+        "```",
+        "pip install -r requirements.txt",
+        f"MNIST_MIRROR=/path/to/mnist dvc repro{pipeline}   # or without MNIST_MIRROR, online",
+        "dvc metrics show && dvc plots show",
+        "```",
+        "",
+    ]
+
+
 def write_report(layout, steps, metrics, histories, headline, target) -> str:
     names = list(steps)
     final = headline["final"]["step"] if headline else names[-1]
@@ -234,18 +249,101 @@ def write_report(layout, steps, metrics, histories, headline, target) -> str:
         out += step_section(name, steps[name], metrics[name], histories[name], previous, target)
         previous = (name, steps[name], metrics[name])
     out += final_model_section(final, layout)
-    pipeline = "" if layout.name == MAIN else f" {layout.name}/dvc.yaml"
-    out += [
-        "## Reproduce",
+    out += reproduce_section(layout)
+    return "\n".join(out)
+
+
+def gpu_step_section(name: str, step: StepConfig, layout: Layout) -> list[str]:
+    counts = count_params(build_net(step))
+    return [
+        f"### `{name}` (config only: needs a GPU)",
         "",
-        "```",
-        "pip install -r requirements.txt",
-        f"MNIST_MIRROR=/path/to/mnist dvc repro{pipeline}   # or without MNIST_MIRROR, online",
-        "dvc metrics show && dvc plots show",
-        "```",
+        f"**Target.** {step.description}",
+        "",
+        (
+            f"**Result.** Not trained here: {counts['params_total']:,} parameters "
+            f"({counts['params_trainable']:,} trainable), {step.epochs} epochs, far too slow for "
+            f"a laptop CPU. On a GPU machine, move it from `gpu_steps` to `steps` in "
+            f"`{layout.params}` and run `dvc repro --glob '{layout.name}/dvc.yaml:*@{name}'`."
+        ),
         "",
     ]
+
+
+def system_section(system, steps, gpu_steps, metrics, histories, target, layout) -> list[str]:
+    """One write-up: its progression table, curves, then each step (changes within the system)."""
+    trained = [name for name in system.claims if name in metrics]
+    out = [f"## {system.title}", "", f"**Why a reproduction may differ.** {system.differs}", ""]
+    if trained:
+        out += [
+            progression_table(trained, metrics),
+            "",
+            f"![Test accuracy per epoch, {system.name}](figures/accuracy-{system.name}.png)",
+            "",
+        ]
+    previous = None
+    for name in system.claims:
+        if name in gpu_steps:
+            out += gpu_step_section(name, gpu_steps[name], layout)
+            continue
+        out += step_section(name, steps[name], metrics[name], histories[name], previous, target)
+        previous = (name, steps[name], metrics[name])
+    return out
+
+
+def write_systems_report(layout, params, metrics, histories, target) -> str:
+    """The seed systems: the comparison with every write-up first, then each system."""
+    found, gpu_steps = systems.load_systems(params), systems.load_gpu_steps(params)
+    rows = systems.comparison_rows(found, gpu_steps, metrics, histories)
+    out = [
+        f"# MNIST under budget: the `{layout.name}` pipeline",
+        "",
+        (
+            f"Each write-up this exercise is known from, rebuilt as a progression of steps in "
+            f"`{layout.params}` (the same architecture family and parameter count within "
+            f"{systems.PARAMS_TOLERANCE:.0%}, the same optimizer, schedule, batch size, epochs and "
+            "augmentation where the write-up gives them), trained on real MNIST and compared "
+            "with what it claimed."
+        ),
+        "",
+        "## Comparison with the write-ups",
+        "",
+        systems.comparison_table(rows),
+        "",
+        (
+            "Reproduced parameters are counted the way the write-up counted them: Keras totals "
+            "include batch norm's running mean and variance, torchsummary counts only weights. "
+            "Verdicts compare like with like: a claim read at the best epoch is compared with the "
+            "best epoch here (\\* selected on the test set, as the write-up did), a claim at epoch "
+            f"10 with epoch 10. Within {systems.ACCURACY_TOLERANCE * 100:.1f} pp, about the "
+            "seed-to-seed spread of one recipe, counts as a match; every run here is one seed."
+        ),
+        "",
+        "![Parameters against final test accuracy, claimed and reproduced](figures/params_vs_accuracy.png)",
+        "",
+    ]
+    for system in found.values():
+        out += system_section(system, params["steps"], gpu_steps, metrics, histories, target, layout)
+    out += reproduce_section(layout)
     return "\n".join(out)
+
+
+def write_systems_figures(layout, params, metrics, histories, target) -> None:
+    found = systems.load_systems(params)
+    for system in found.values():
+        trained = {name: histories[name] for name in system.claims if name in histories}
+        if trained:
+            figures.accuracy_curves(
+                trained, target.test_accuracy, layout.figures / f"accuracy-{system.name}.png"
+            )
+    points = {name: (m["params_total"], m["test_accuracy"]) for name, m in metrics.items()}
+    claimed = [
+        {"label": f"{step} (claimed)", "params": claim.params, "accuracy": claim.accuracy}
+        for system in found.values()
+        for step, claim in system.claims.items()
+        if claim.params and claim.accuracy
+    ]
+    figures.params_vs_accuracy(points, claimed, target, layout.figures / "params_vs_accuracy.png")
 
 
 def write_figures(layout, steps, metrics, histories, final, params, target) -> None:
@@ -280,14 +378,17 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     histories = {name: pd.read_csv(layout.history(name)) for name in steps}
     headline = read_json(layout.headline) if "headline" in params else None
     final = headline["final"]["step"] if headline else list(steps)[-1]
-    write_figures(layout, steps, metrics, histories, final, params, target)
+    if "systems" in params:
+        write_systems_figures(layout, params, metrics, histories, target)
+        report = write_systems_report(layout, params, metrics, histories, target)
+    else:
+        write_figures(layout, steps, metrics, histories, final, params, target)
+        report = write_report(layout, steps, metrics, histories, headline, target)
     write_plot_data(layout, final, histories, target)
     summary = pd.DataFrame([{"step": n, **flatten(metrics[n])} for n in steps])
     with atomic_path(layout.reports / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
-    write_text(
-        layout.reports / "report.md", write_report(layout, steps, metrics, histories, headline, target)
-    )
+    write_text(layout.reports / "report.md", report)
     print(f"report: {len(steps)} steps -> {layout.reports / 'report.md'}", file=sys.stderr)
 
 
