@@ -303,7 +303,9 @@ def write_systems_report(layout, params, metrics, histories, target) -> str:
             f"`{layout.params}` (the same architecture family and parameter count within "
             f"{systems.PARAMS_TOLERANCE:.0%}, the same optimizer, schedule, batch size, epochs and "
             "augmentation where the write-up gives them), trained on real MNIST and compared "
-            "with what it claimed."
+            "with what it claimed. The progression tables mark each step against one common "
+            f"target: {target.test_accuracy:.2%} final-epoch test accuracy with at most "
+            f"{target.max_params:,} parameters in at most {target.max_epochs} epochs."
         ),
         "",
         "## Comparison with the write-ups",

@@ -44,12 +44,13 @@ class Claim:
     accuracy_at: str | int
     epochs: int
 
-    def describe_accuracy(self) -> str:
-        if self.accuracy is None:
-            return "not given"
+    @property
+    def read_at(self) -> str:
         at = self.accuracy_at
-        where = f"epoch {at}" if isinstance(at, int) else f"{at} epoch"
-        return f"{self.accuracy:.2%} ({where})"
+        return f"epoch {at}" if isinstance(at, int) else f"the {at} epoch"
+
+    def describe_accuracy(self) -> str:
+        return "not given" if self.accuracy is None else f"{self.accuracy:.2%} at {self.read_at}"
 
 
 @dataclass(frozen=True)
@@ -132,12 +133,11 @@ def verdict(claim: Claim, params: int, accuracy: float | None, trained: bool) ->
     if claim.accuracy is None or accuracy is None:
         return "; ".join(["trained; the write-up gives no accuracy for this step", *notes])
     gap = (accuracy - claim.accuracy) * 100
-    where = claim.describe_accuracy().split("(")[1].rstrip(")")
     if gap >= -ACCURACY_TOLERANCE * 100:
         word = "beats" if gap > ACCURACY_TOLERANCE * 100 else "matches"
-        line = f"✅ {word} the claim: {accuracy:.2%} at the {where} ({gap:+.2f} pp)"
+        line = f"✅ {word} the claim: {accuracy:.2%} at {claim.read_at} ({gap:+.2f} pp)"
     else:
-        line = f"❌ falls short: {accuracy:.2%} at the {where} ({gap:+.2f} pp; see why below)"
+        line = f"❌ falls short: {accuracy:.2%} at {claim.read_at} ({gap:+.2f} pp; see why below)"
     return "; ".join([line, *notes])
 
 

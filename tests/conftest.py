@@ -18,6 +18,15 @@ import torch
 from stages.idx import encode_idx
 from stages.paths import MNIST_FILES
 
+# One valid `steps.<name>` entry, for tests that build configs in memory.
+SMALL_STEP = {
+    "description": "a small net",
+    "layers": ["conv 8", "maxpool", "conv 16", "gap", "conv 10 k=1"],
+    "epochs": 2,
+    "batch_size": 32,
+    "seed": 1,
+    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+}
 TRAIN_COUNT = 320
 TEST_COUNT = 160
 

@@ -6,15 +6,7 @@ import pytest
 
 from stages.config import ParamsError, load_params, load_step, load_steps, load_target, parse_step
 from stages.nets import build_net
-
-VALID = {
-    "description": "a small net",
-    "layers": ["conv 8", "maxpool", "conv 16", "gap", "conv 10 k=1"],
-    "epochs": 2,
-    "batch_size": 32,
-    "seed": 1,
-    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
-}
+from tests.conftest import SMALL_STEP as VALID
 
 
 def entry(**changes):

@@ -67,6 +67,19 @@ headline:
 """
 
 
+def stages_ran(args: list[str], cwd: Path, env: dict) -> list[str]:
+    """Run a dvc command; the stages it ran, in order, e.g. `references/dvc.yaml:report`."""
+    lines = run(args, cwd, env).stdout.splitlines()
+    return [line[len("Running stage '") : -len("':")] for line in lines if line.startswith("Running stage")]
+
+
+def add_pipeline(root: Path, name: str, params: str) -> None:
+    """Another pipeline in the project copy: the repository's <name>/dvc.yaml, test params."""
+    (root / name).mkdir()
+    shutil.copy(REPO / name / "dvc.yaml", root / name / "dvc.yaml")
+    (root / name / "params.yaml").write_text(params)
+
+
 def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
@@ -312,15 +325,11 @@ steps:
 def test_reference_pipeline_shares_the_data_and_writes_apart(project):
     """A second pipeline (references/dvc.yaml, run last: it adds stages to the project)."""
     root, env, _ = project
-    (root / "references").mkdir()
-    shutil.copy(REPO / "references" / "dvc.yaml", root / "references" / "dvc.yaml")
-    (root / "references" / "params.yaml").write_text(REFERENCE_PARAMS)
-    result = run(["dvc", "repro", "references/dvc.yaml"], root, env)
-    ran = [line for line in result.stdout.splitlines() if line.startswith("Running stage")]
-    assert ran == [
-        "Running stage 'references/dvc.yaml:train@ref-separable':",
-        "Running stage 'references/dvc.yaml:evaluate@ref-separable':",
-        "Running stage 'references/dvc.yaml:report':",
+    add_pipeline(root, "references", REFERENCE_PARAMS)
+    assert stages_ran(["dvc", "repro", "references/dvc.yaml"], root, env) == [
+        "references/dvc.yaml:train@ref-separable",
+        "references/dvc.yaml:evaluate@ref-separable",
+        "references/dvc.yaml:report",
     ]
     metrics = json.loads((root / "reports/references/steps/ref-separable/metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["params_non_trainable"] == 2 * (
@@ -332,3 +341,69 @@ def test_reference_pipeline_shares_the_data_and_writes_apart(project):
         in (root / "reports/references/report.md").read_text()
     )
     assert "Running stage" not in run(["dvc", "repro"], root, env).stdout  # main pipeline untouched
+
+
+SYSTEMS_PARAMS = """\
+target: {test_accuracy: 0.3, max_params: 10000, max_epochs: 15}
+recipe: &recipe
+  epochs: 2
+  batch_size: 32
+  seed: 1
+  threads: 1
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+steps:
+  x-small:
+    <<: *recipe
+    description: System x's only trained step.
+    layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+  y-small:
+    <<: *recipe
+    description: System y's step.
+    layers: [conv 4, maxpool, conv 8, gap, dense 10]
+gpu_steps:
+  x-huge:
+    <<: *recipe
+    description: Too big for a CPU.
+    layers: [conv 64, conv 128, gap, conv 10 k=1]
+systems:
+  x:
+    title: System x
+    counts: trainable
+    differs: It is synthetic.
+    claims:
+      x-huge: {params: 80000, epochs: 2}
+      x-small: {params: 1500, accuracy: 0.2, accuracy_at: 1, epochs: 2}
+  y:
+    title: System y
+    counts: total
+    differs: It is synthetic too.
+    claims:
+      y-small: {params: 2000, accuracy: 0.999, accuracy_at: best, epochs: 2}
+"""
+
+
+def test_seed_systems_run_one_system_alone_then_compare(project):
+    """The seed-systems pipeline: one system by a stage glob, then the comparison report."""
+    root, env, _ = project
+    add_pipeline(root, "seed-systems", SYSTEMS_PARAMS)
+    assert stages_ran(["dvc", "repro", "--glob", "seed-systems/dvc.yaml:*@x-*"], root, env) == [
+        "seed-systems/dvc.yaml:train@x-small",
+        "seed-systems/dvc.yaml:evaluate@x-small",
+    ]
+    assert stages_ran(["dvc", "repro", "seed-systems/dvc.yaml"], root, env) == [
+        "seed-systems/dvc.yaml:train@y-small",
+        "seed-systems/dvc.yaml:evaluate@y-small",
+        "seed-systems/dvc.yaml:report",
+    ]
+    report = (root / "reports/seed-systems/report.md").read_text()
+    history = (root / "reports/seed-systems/steps/x-small/history.csv").read_text().splitlines()
+    epoch1 = float(history[1].split(",")[history[0].split(",").index("test_accuracy")])
+    rows = {line.split("|")[2].strip(): line for line in report.splitlines() if line.startswith("| x ")}
+    assert "config only: needs a GPU" in rows["`x-huge`"] and "GPU only" in rows["`x-huge`"]
+    assert f"{epoch1:.2%} at epoch 1" in rows["`x-small`"]  # read at the claimed epoch
+    y_row = next(line for line in report.splitlines() if line.startswith("| y "))
+    assert "❌ falls short" in y_row and "at the best epoch" in y_row
+    assert "It is synthetic too." in report
+    assert "## System x" in report and "### `x-huge` (config only: needs a GPU)" in report
+    assert (root / "reports/seed-systems/figures/accuracy-y.png").stat().st_size > 0
+    assert not (root / "models/seed-systems/x-huge.pt2").exists()

@@ -20,14 +20,8 @@ from stages.systems import (
 )
 
 SEED_SYSTEMS = Path(__file__).resolve().parents[1] / "seed-systems" / "params.yaml"
-STEP = {
-    "description": "a small net",
-    "layers": ["conv 8", "maxpool", "conv 16", "gap", "conv 10 k=1"],
-    "epochs": 3,
-    "batch_size": 32,
-    "seed": 1,
-    "optimizer": {"name": "sgd", "lr": 0.05},
-}
+from tests.conftest import SMALL_STEP as STEP
+
 PARAMS = {
     "steps": {"a-small": STEP},
     "gpu_steps": {"a-big": {**STEP, "layers": ["conv 256", "conv 256", "gap", "conv 10 k=1"]}},
@@ -37,8 +31,8 @@ PARAMS = {
             "counts": "trainable",
             "differs": "because",
             "claims": {
-                "a-small": {"params": 1000, "accuracy": 0.99, "accuracy_at": 2, "epochs": 3},
-                "a-big": {"params": 600000, "epochs": 3},
+                "a-small": {"params": 1000, "accuracy": 0.99, "accuracy_at": 2, "epochs": 2},
+                "a-big": {"params": 600000, "epochs": 2},
             },
         }
     },
@@ -103,7 +97,7 @@ def test_valid_systems_load_in_order():
     ("changes", "message"),
     [
         ({"accuracy_at": "last"}, "systems.a.claims.a-small.accuracy_at: must be final, best or an epoch"),
-        ({"accuracy_at": 9}, "accuracy_at: must be final, best or an epoch number up to 3"),
+        ({"accuracy_at": 9}, "accuracy_at: must be final, best or an epoch number up to 2"),
         ({"accuracy": 99.4}, "systems.a.claims.a-small.accuracy: is a fraction"),
         ({"epochs": "ten"}, "systems.a.claims.a-small.epochs: expected an integer"),
         ({"typo": 1}, "systems.a.claims.a-small.typo: unknown key"),
@@ -118,10 +112,10 @@ def test_every_step_belongs_to_exactly_one_system():
     params["steps"]["a-orphan"] = STEP
     assert "steps.a-orphan: belongs to no system" in error_of(params)
     params = copy.deepcopy(PARAMS)
-    params["systems"]["b"] = {**params["systems"]["a"], "claims": {"a-small": {"epochs": 3}}}
+    params["systems"]["b"] = {**params["systems"]["a"], "claims": {"a-small": {"epochs": 2}}}
     assert "systems.b.claims.a-small: already claimed by system a" in error_of(params)
     params = copy.deepcopy(PARAMS)
-    params["systems"]["a"]["claims"]["a-missing"] = {"epochs": 3}
+    params["systems"]["a"]["claims"]["a-missing"] = {"epochs": 2}
     assert "systems.a.claims.a-missing: no such step" in error_of(params)
     params = copy.deepcopy(PARAMS)
     params["systems"]["a"]["counts"] = "keras"
