@@ -321,7 +321,7 @@ def write_systems_report(layout, params, metrics, histories, target) -> str:
             "seed-to-seed spread of one recipe, counts as a match; every run here is one seed."
         ),
         "",
-        "![Parameters against final test accuracy, claimed and reproduced](figures/params_vs_accuracy.png)",
+        "![Claimed against reproduced accuracy](figures/claims.png)",
         "",
     ]
     for system in found.values():
@@ -338,14 +338,8 @@ def write_systems_figures(layout, params, metrics, histories, target) -> None:
             figures.accuracy_curves(
                 trained, target.test_accuracy, layout.figures / f"accuracy-{system.name}.png"
             )
-    points = {name: (m["params_total"], m["test_accuracy"]) for name, m in metrics.items()}
-    claimed = [
-        {"label": f"{step} (claimed)", "params": claim.params, "accuracy": claim.accuracy}
-        for system in found.values()
-        for step, claim in system.claims.items()
-        if claim.params and claim.accuracy
-    ]
-    figures.params_vs_accuracy(points, claimed, target, layout.figures / "params_vs_accuracy.png")
+    points = systems.accuracy_claims(found, metrics, histories)
+    figures.claims_vs_reproduced(points, target.test_accuracy, layout.figures / "claims.png")
 
 
 def write_figures(layout, steps, metrics, histories, final, params, target) -> None:

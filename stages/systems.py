@@ -174,5 +174,21 @@ def comparison_rows(
     return rows
 
 
+def accuracy_claims(
+    systems: dict[str, System], metrics: dict[str, dict], histories: dict[str, pd.DataFrame]
+) -> list[tuple[str, float, float]]:
+    """(label, claimed, reproduced read the same way) for each trained step with a claim."""
+    return [
+        (
+            f"{step} ({claim.read_at.removeprefix('the ')})",
+            claim.accuracy,
+            claimed_accuracy(claim, metrics[step], histories[step]),
+        )
+        for system in systems.values()
+        for step, claim in system.claims.items()
+        if claim.accuracy is not None and step in metrics
+    ]
+
+
 def comparison_table(rows: list[dict]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)

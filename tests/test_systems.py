@@ -150,3 +150,17 @@ def test_verdicts():
     assert verdict(claim, 1100, 0.9900, True).endswith("size off by +10.0%")
     assert verdict(claim, 1000, None, False) == "config only: needs a GPU, not trained here"
     assert "gives no accuracy" in verdict(Claim("s", 1000, None, "final", 3), 1000, None, True)
+
+
+def test_readme_quotes_the_comparison_the_pipeline_wrote():
+    """The README's table is the committed report's, not a hand-edited copy."""
+    root = SEED_SYSTEMS.parents[1]
+    report = (root / "reports" / "seed-systems" / "report.md").read_text().splitlines()
+    start = report.index("## Comparison with the write-ups") + 2
+    table = []
+    for line in report[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    assert len(table) >= 2 + 20  # header, rule, one row per claimed step
+    assert "\n".join(table) in (root / "README.md").read_text()
