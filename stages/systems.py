@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from stages.config import REQUIRED, ParamsError, StepConfig, parse_step, read_section, require
+from stages.config import REQUIRED, ParamsError, StepConfig, load_steps, parse_step, read_section, require
 from stages.nets import build_net, count_params
 
 COUNTS = {
@@ -89,7 +89,7 @@ def load_systems(params: dict[str, Any]) -> dict[str, System]:
     """Validate `systems`: every claim names a step, and every step belongs to one system."""
     section = params.get("systems")
     require(isinstance(section, dict) and bool(section), "systems", "needs at least one system")
-    known = [*(params.get("steps") or {}), *load_gpu_steps(params)]
+    known = {**load_steps(params), **load_gpu_steps(params)}
     systems, owner = {}, {}
     for name, entry in section.items():
         where = f"systems.{name}"
@@ -103,6 +103,11 @@ def load_systems(params: dict[str, Any]) -> dict[str, System]:
             )
             owner[step] = name
             claims[step] = _claim(step, claim, f"{where}.claims.{step}")
+            require(
+                claims[step].epochs == known[step].epochs,
+                f"{where}.claims.{step}.epochs",
+                f"the claim is for {claims[step].epochs} epochs but the step trains {known[step].epochs}",
+            )
         systems[name] = System(name, values["title"], values["counts"], values["differs"], claims)
     orphans = [step for step in known if step not in owner]
     require(not orphans, f"steps.{orphans[0] if orphans else ''}", "belongs to no system in `systems`")
