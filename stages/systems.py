@@ -86,7 +86,7 @@ def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:
 
 
 def load_systems(params: dict[str, Any]) -> dict[str, System]:
-    """Validate `systems`: every claim names a step, and every step belongs to one system."""
+    """Validate `systems`: every claim names a step, and every step belongs to a system."""
     section = params.get("systems")
     require(isinstance(section, dict) and bool(section), "systems", "needs at least one system")
     known = {**load_steps(params), **load_gpu_steps(params)}
@@ -98,10 +98,7 @@ def load_systems(params: dict[str, Any]) -> dict[str, System]:
         claims = {}
         for step, claim in values["claims"].items():
             require(step in known, f"{where}.claims.{step}", "no such step in `steps` or `gpu_steps`")
-            require(
-                step not in owner, f"{where}.claims.{step}", f"already claimed by system {owner.get(step)}"
-            )
-            owner[step] = name
+            owner.setdefault(step, name)  # a shared first step may open several write-ups
             claims[step] = _claim(step, claim, f"{where}.claims.{step}")
             require(
                 claims[step].epochs == known[step].epochs,
