@@ -291,9 +291,8 @@ def system_section(system, steps, gpu_steps, metrics, histories, target, layout)
     return out
 
 
-def write_systems_report(layout, params, metrics, histories, target) -> str:
+def write_systems_report(layout, found, gpu_steps, steps, metrics, histories, target) -> str:
     """The seed systems: the comparison with every write-up first, then each system."""
-    found, gpu_steps = systems.load_systems(params), systems.load_gpu_steps(params)
     rows = systems.comparison_rows(found, gpu_steps, metrics, histories)
     out = [
         f"# MNIST under budget: the `{layout.name}` pipeline",
@@ -325,13 +324,12 @@ def write_systems_report(layout, params, metrics, histories, target) -> str:
         "",
     ]
     for system in found.values():
-        out += system_section(system, params["steps"], gpu_steps, metrics, histories, target, layout)
+        out += system_section(system, steps, gpu_steps, metrics, histories, target, layout)
     out += reproduce_section(layout)
     return "\n".join(out)
 
 
-def write_systems_figures(layout, params, metrics, histories, target) -> None:
-    found = systems.load_systems(params)
+def write_systems_figures(layout, found, metrics, histories, target) -> None:
     for system in found.values():
         trained = {name: histories[name] for name in system.claims if name in histories}
         if trained:
@@ -375,8 +373,10 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     headline = read_json(layout.headline) if "headline" in params else None
     final = headline["final"]["step"] if headline else list(steps)[-1]
     if "systems" in params:
-        write_systems_figures(layout, params, metrics, histories, target)
-        report = write_systems_report(layout, params, metrics, histories, target)
+        # validated once: load_systems parses every step and gpu step
+        found, gpu_steps = systems.load_systems(params), systems.load_gpu_steps(params)
+        write_systems_figures(layout, found, metrics, histories, target)
+        report = write_systems_report(layout, found, gpu_steps, steps, metrics, histories, target)
     else:
         write_figures(layout, steps, metrics, histories, final, params, target)
         report = write_report(layout, steps, metrics, histories, headline, target)
