@@ -31,12 +31,17 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 from tqdm import tqdm
 
-from stages.config import load_params, load_steps, parse_step
-from stages.dataset import load_mnist
-from stages.files import write_text
-from stages.fit import Schedule, WeightAverage, evaluate, make_optimizer, seed_everything, train_epoch
-from stages.nets import build_net, count_params
-from stages.paths import RAW_DIR
+from mnist_budget.atomic_files import write_text
+from mnist_budget.dataset import load_mnist
+from mnist_budget.layout import RAW_DIR
+from mnist_budget.model_stats import count_params
+from mnist_budget.nets import build_net
+from mnist_budget.optim import Schedule, make_optimizer
+from mnist_budget.params import load_params
+from mnist_budget.runtime import seed_everything
+from mnist_budget.scoring import loss_and_accuracy
+from mnist_budget.step_config import load_steps, parse_step
+from mnist_budget.training import WeightAverage, train_epoch
 
 # The ~9.7K-trainable-parameter net of the seed progressions' shape: 3x3 convs, max pool at
 # a receptive field of 7, a 1x1 squeeze, GAP and a 1x1 classifier.
@@ -123,7 +128,7 @@ def measure(step, repeats: int, train_images: int, root: Path) -> dict[str, list
     runs = {
         "a project": lambda: (
             train_epoch(model, data, step, optimizer, no_schedule, generator, silent_bar, average),
-            evaluate(scored, data.test_images, data.test_labels),
+            loss_and_accuracy(scored, data.test_images, data.test_labels),
         ),
         "b conventional": lambda: run_conventional(
             notebook_model, notebook_optimizer, train_loader, test_loader

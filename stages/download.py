@@ -18,14 +18,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.config import REQUIRED, ParamsError, exit_on_params_error, load_params, read_section, require
-from stages.files import write_bytes
-from stages.paths import MNIST_FILES, RAW_DIR
+from mnist_budget.atomic_files import write_bytes
+from mnist_budget.cli import exit_on_params_error
+from mnist_budget.layout import RAW_DIR
+from mnist_budget.mnist import MNIST_FILES
+from mnist_budget.params import REQUIRED, Key, ParamsError, load_params, read_section, require
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 16
 TIMEOUT_S = 30
-DATA_KEYS = {"local_mirror": (str, ""), "mirrors": (list, REQUIRED), "sha256": (dict, REQUIRED)}
+DATA_KEYS = {
+    "local_mirror": Key(str, ""),
+    "mirrors": Key(list, REQUIRED),
+    "sha256": Key(dict, REQUIRED, "of the decompressed IDX files"),
+}
 
 
 class DownloadError(RuntimeError):

@@ -12,20 +12,17 @@ import sys
 
 import pandas as pd
 
-from stages.config import (
-    REQUIRED,
-    ParamsError,
-    exit_on_params_error,
-    load_params,
-    load_steps,
-    pipeline_parser,
-    read_section,
-    require,
-)
-from stages.files import read_json, write_json
-from stages.paths import MAIN_LAYOUT, Layout
+from mnist_budget.atomic_files import read_json, write_json
+from mnist_budget.cli import exit_on_params_error, pipeline_parser
+from mnist_budget.layout import MAIN_LAYOUT, Layout
+from mnist_budget.params import REQUIRED, Key, ParamsError, load_params, read_section, require
+from mnist_budget.step_config import load_steps
 
-HEADLINE_KEYS = {"final": (str, REQUIRED), "tiny": (str, REQUIRED), "extra_seeds": (list, REQUIRED)}
+HEADLINE_KEYS = {
+    "final": Key(str, REQUIRED, "the final step"),
+    "tiny": Key(str, REQUIRED, "the smallest step"),
+    "extra_seeds": Key(list, REQUIRED, "seeds besides each step's own"),
+}
 ROLES = ("final", "tiny")
 
 

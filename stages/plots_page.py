@@ -12,7 +12,7 @@ from pathlib import Path
 
 import vl_convert
 
-from stages.files import write_text
+from mnist_budget.atomic_files import write_text
 
 PAGE = Path("plots/offline.html")
 # DVC replaces `{plot_divs}` with one <div> + inline <script> calling vegaEmbed per chart;

@@ -10,10 +10,10 @@ import sys
 
 import torch
 
-from stages.files import write_bytes, write_json
-from stages.idx import IdxError, read_idx
-from stages.nets import IMAGE_SHAPE, NUM_CLASSES
-from stages.paths import MNIST_FILES, PREPARED_STATS, PREPARED_TENSORS, RAW_DIR
+from mnist_budget.atomic_files import write_bytes, write_json
+from mnist_budget.idx import IdxError, read_idx
+from mnist_budget.layout import PREPARED_STATS, PREPARED_TENSORS, RAW_DIR
+from mnist_budget.mnist import IMAGE_SHAPE, MNIST_FILES, NUM_CLASSES
 
 
 def load_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from stages.idx import encode_idx
-from stages.paths import MNIST_FILES
+from mnist_budget.idx import encode_idx
+from mnist_budget.mnist import MNIST_FILES
 
 # One valid `steps.<name>` entry, for tests that build configs in memory.
 SMALL_STEP = {

@@ -2,7 +2,7 @@
 
 import torch
 
-from stages.augment import affine_grid, augment, random_affine, random_erase
+from mnist_budget.augment import affine_grid, augment, random_affine, random_erase
 
 BLACK = -0.4242  # a normalized black pixel: (0 - mean) / std
 

@@ -5,7 +5,7 @@ import gzip
 import pytest
 
 from stages.download import DownloadError, download, fetch_verified, mirror_list
-from stages.paths import MNIST_FILES
+from mnist_budget.mnist import MNIST_FILES
 from tests.conftest import serve_folder
 
 LABELS = MNIST_FILES["train_labels"]

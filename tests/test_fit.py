@@ -6,10 +6,12 @@ import math
 import pytest
 import torch
 
-from stages.config import parse_step
-from stages.dataset import Mnist, normalize
-from stages.fit import Schedule, TrainingDiverged, WeightAverage, fit, seed_everything
-from stages.nets import build_net
+from mnist_budget.step_config import parse_step
+from mnist_budget.dataset import Mnist, normalize
+from mnist_budget.optim import Schedule
+from mnist_budget.runtime import seed_everything
+from mnist_budget.training import TrainingDiverged, WeightAverage, fit
+from mnist_budget.nets import build_net
 from tests.conftest import synthetic_digits
 from tests.test_config import entry
 

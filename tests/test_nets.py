@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from stages.config import parse_step
-from stages.nets import build_net, count_macs, count_params, summary_rows
+from mnist_budget.step_config import parse_step
+from mnist_budget.model_stats import count_macs, count_params, layer_rows
+from mnist_budget.nets import build_net
 from tests.test_config import entry
 
 
@@ -14,7 +15,7 @@ def step_of(layers, **changes):
 
 def first_layer_counts(layer: str, **changes) -> dict:
     # a 1-channel input would hide the in-channel factor: start from a known 8-channel layer
-    rows = summary_rows(step_of(["conv 8 bn=false act=none", layer, "gap", "conv 10 k=1"], **changes))
+    rows = layer_rows(step_of(["conv 8 bn=false act=none", layer, "gap", "conv 10 k=1"], **changes))
     return rows[1]
 
 
@@ -38,7 +39,7 @@ def test_inception_branches():
     row = first_layer_counts("inception b1=4 b3=4 b5=2 pool=2 bn=false")
     # 1x1: 8*4, 3x3: 8*4*9, 5x5: 8*2*25, pool then 1x1: 8*2
     assert row["params_trainable"] == 32 + 288 + 400 + 16
-    assert row["output"] == "12x26x26"  # 4+4+2+2 channels, padded to keep the size
+    assert row["output"] == (12, 26, 26)  # 4+4+2+2 channels, padded to keep the size
 
 
 def test_prelu_has_one_slope_per_channel():
@@ -47,20 +48,20 @@ def test_prelu_has_one_slope_per_channel():
 
 
 def test_dense_head():
-    rows = summary_rows(step_of(["conv 4 bn=false", "maxpool k=13", "dense 10"]))
+    rows = layer_rows(step_of(["conv 4 bn=false", "maxpool k=13", "dense 10"]))
     assert rows[-1]["params_trainable"] == 4 * 2 * 2 * 10 + 10
-    assert rows[-1]["output"] == "10x1x1"
+    assert rows[-1]["output"] == (10, 1, 1)
 
 
 def test_residual_keeps_shape_and_counts_its_body():
-    rows = summary_rows(step_of(["conv 8", {"residual": ["conv 8 p=1", "conv 8 p=1"]}, "gap", "conv 10 k=1"]))
-    assert rows[1]["output"] == "8x26x26"
+    rows = layer_rows(step_of(["conv 8", {"residual": ["conv 8 p=1", "conv 8 p=1"]}, "gap", "conv 10 k=1"]))
+    assert rows[1]["output"] == (8, 26, 26)
     assert rows[1]["params_trainable"] == 2 * (8 * 8 * 9 + 16)
     assert rows[1]["receptive_field"] == 3 + 2 + 2
 
 
 def test_receptive_field_of_a_known_stack():
-    rows = summary_rows(
+    rows = layer_rows(
         step_of(
             [
                 "conv 8",
@@ -78,13 +79,13 @@ def test_receptive_field_of_a_known_stack():
     # 3, 5, pool (k2 s2): 6, 1x1: 6, +2*2: 10, stride 2: +2*2 = 14 (jump 4), +2*4: 22
     assert [r["receptive_field"] for r in rows[:7]] == [3, 5, 6, 6, 10, 14, 22]
     assert [r["output"] for r in rows[:7]] == [
-        "8x26x26",
-        "8x24x24",
-        "8x12x12",
-        "8x12x12",
-        "8x10x10",
-        "8x4x4",
-        "8x2x2",
+        (8, 26, 26),
+        (8, 24, 24),
+        (8, 12, 12),
+        (8, 12, 12),
+        (8, 10, 10),
+        (8, 4, 4),
+        (8, 2, 2),
     ]
 
 
@@ -105,7 +106,7 @@ def test_whole_net_counts_match_the_module():
         "params_non_trainable": 2 * bn_channels,
         "params_total": weights + 4 * bn_channels,
     }
-    assert sum(r["params_total"] for r in summary_rows(step)) == counts["params_total"]
+    assert sum(r["params_total"] for r in layer_rows(step)) == counts["params_total"]
 
 
 def test_logits_layer_has_no_activation_or_batch_norm():

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from stages.paths import MNIST_FILES
+from mnist_budget.mnist import MNIST_FILES
 from tests.conftest import serve_folder, write_synthetic_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ["stages", "plots", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
+PROJECT_FILES = ["stages", "mnist_budget", "plots", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
 STEPS = ("tiny-a", "tiny-b")
 METRIC_KEYS = {
     "test_accuracy",
@@ -393,7 +393,7 @@ def test_seed_systems_run_one_system_alone_then_compare(project):
     assert stages_ran(["dvc", "repro", "seed-systems/dvc.yaml"], root, env) == [
         "seed-systems/dvc.yaml:train@y-small",
         "seed-systems/dvc.yaml:evaluate@y-small",
-        "seed-systems/dvc.yaml:report",
+        "seed-systems/dvc.yaml:compare",
     ]
     report = (root / "reports/seed-systems/report.md").read_text()
     history = (root / "reports/seed-systems/steps/x-small/history.csv").read_text().splitlines()

@@ -7,9 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.config import ParamsError, load_params, load_steps
-from stages.nets import build_net, count_params
-from stages.systems import (
+from mnist_budget.params import ParamsError, load_params
+from mnist_budget.step_config import load_steps
+from mnist_budget.model_stats import count_params
+from mnist_budget.nets import build_net
+from mnist_budget.seed_systems import (
     COUNTS,
     PARAMS_TOLERANCE,
     Claim,

@@ -13,8 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from stages.config import REQUIRED, ParamsError, StepConfig, load_steps, parse_step, read_section, require
-from stages.nets import build_net, count_params
+from mnist_budget.model_stats import count_params
+from mnist_budget.nets import build_net
+from mnist_budget.params import REQUIRED, Key, ParamsError, read_section, require
+from mnist_budget.step_config import StepConfig, load_steps
 
 COUNTS = {
     "total": "params_total",  # Keras: trainable + batch norm's running statistics
@@ -23,16 +25,16 @@ COUNTS = {
 PARAMS_TOLERANCE = 0.02  # a reproduced architecture matches within 2% of the claimed size
 ACCURACY_TOLERANCE = 0.001  # 0.1 pp: about the seed-to-seed spread of one recipe
 SYSTEM_KEYS = {
-    "title": (str, REQUIRED),
-    "counts": (str, REQUIRED),
-    "differs": (str, REQUIRED),
-    "claims": (dict, REQUIRED),
+    "title": Key(str, REQUIRED),
+    "counts": Key(str, REQUIRED, "how the write-up counted parameters: total or trainable"),
+    "differs": Key(str, REQUIRED, "why a reproduction may differ"),
+    "claims": Key(dict, REQUIRED, "step -> claim, in the order of the write-up's progression"),
 }
 CLAIM_KEYS = {
-    "params": (int, None),
-    "accuracy": (float, None),
-    "accuracy_at": (object, "final"),  # "final", "best" or an epoch number
-    "epochs": (int, REQUIRED),
+    "params": Key(int, None),
+    "accuracy": Key(float, None),
+    "accuracy_at": Key(object, "final", '"final", "best" or an epoch number'),
+    "epochs": Key(int, REQUIRED),
 }
 
 
@@ -45,9 +47,14 @@ class Claim:
     epochs: int
 
     @property
-    def read_at(self) -> str:
+    def epoch_read(self) -> str:
+        """Which epoch the claim was read at: `final epoch`, `best epoch` or `epoch N`."""
         at = self.accuracy_at
-        return f"epoch {at}" if isinstance(at, int) else f"the {at} epoch"
+        return f"epoch {at}" if isinstance(at, int) else f"{at} epoch"
+
+    @property
+    def read_at(self) -> str:
+        return self.epoch_read if isinstance(self.accuracy_at, int) else f"the {self.epoch_read}"
 
     def describe_accuracy(self) -> str:
         return "not given" if self.accuracy is None else f"{self.accuracy:.2%} at {self.read_at}"
@@ -82,7 +89,7 @@ def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:
     require(isinstance(entries, dict), "gpu_steps", "expected a mapping of step name to step")
     clashes = sorted(set(entries) & set(params.get("steps") or {}))
     require(not clashes, f"gpu_steps.{clashes[0] if clashes else ''}", "is also in `steps`")
-    return {name: parse_step(name, entry) for name, entry in entries.items()}
+    return load_steps(params, "gpu_steps") if entries else {}
 
 
 def load_systems(params: dict[str, Any]) -> dict[str, System]:
@@ -182,7 +189,7 @@ def accuracy_claims(
     """(label, claimed, reproduced read the same way) for each trained step with a claim."""
     return [
         (
-            f"{step} ({claim.read_at.removeprefix('the ')})",
+            f"{step} ({claim.epoch_read})",
             claim.accuracy,
             claimed_accuracy(claim, metrics[step], histories[step]),
         )

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from stages.files import atomic_path
-from stages.nets import IMAGE_SHAPE
+from mnist_budget.atomic_files import atomic_path
+from mnist_budget.mnist import IMAGE_SHAPE
 
 CONFIG_FILE = "config.json"
 

@@ -1,10 +1,8 @@
-"""The training loop: optimizer and LR schedule factories, epochs, per-epoch history."""
+"""The training loop: epochs of augmented batches, a weight average, per-epoch history."""
 
 from __future__ import annotations
 
 import copy
-import os
-import random
 import time
 
 import torch
@@ -12,12 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages.augment import augment
-from stages.config import StepConfig
-from stages.dataset import Mnist
+from mnist_budget.augment import augment
+from mnist_budget.dataset import Mnist
+from mnist_budget.optim import Schedule, make_optimizer
+from mnist_budget.scoring import loss_and_accuracy
+from mnist_budget.step_config import StepConfig
 
 AUGMENT_CHUNK = 1024  # images per augmentation call: 3.5% of a bare epoch's time, 4.9% batch by batch
-EVAL_BATCH = 500  # 10k test images: 0.78 s at 500, 1.8 s at 2000 (cache-bound), 1.0 s at 64
 NAN_CHECK_EVERY = 100  # batches; checking every batch would sync the device each step
 BAR_UPDATE_EVERY = 50  # batches between loss read-outs on the progress bar
 
@@ -45,128 +44,6 @@ class WeightAverage:
     @torch.no_grad()
     def update(self) -> None:
         torch._foreach_lerp_(self.averaged, self.current, self.weight)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed every RNG a step uses; return the generator for data order and augmentation."""
-    random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def thread_count(step: StepConfig) -> int:
-    """$MNIST_THREADS, else the step's `threads`, else every core.
-
-    Two torch processes that each use every core run ~10x slower than one: parallel
-    experiments set MNIST_THREADS to their share of the cores.
-    """
-    return int(os.environ.get("MNIST_THREADS") or step.threads or os.cpu_count() or 1)
-
-
-def pick_device(step: StepConfig) -> torch.device:
-    if step.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(step.device)
-
-
-def make_optimizer(model: nn.Module, settings: dict) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if settings["name"] == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=settings["lr"],
-            momentum=settings["momentum"],
-            nesterov=settings["nesterov"],
-            weight_decay=settings["weight_decay"],
-        )
-    optimizer = torch.optim.Adam if settings["name"] == "adam" else torch.optim.AdamW
-    return optimizer(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
-
-
-class KerasPlateau:
-    """The Keras challenge's rule: multiply the LR by `factor` when the accuracy has not
-    improved on its value `window` epochs earlier, unless the LR was cut within the last
-    `window` epochs."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, factor: float, window: int, min_lr: float):
-        self.optimizer, self.factor, self.window, self.min_lr = optimizer, factor, window, min_lr
-        self.accuracies: list[float] = []
-        self.last_cut = -window
-
-    def step(self, accuracy: float) -> None:
-        self.accuracies.append(accuracy)
-        epoch = len(self.accuracies)
-        if epoch <= self.window or epoch - self.last_cut < self.window:
-            return
-        if accuracy <= self.accuracies[-1 - self.window]:
-            for group in self.optimizer.param_groups:
-                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
-            self.last_cut = epoch
-
-
-class Schedule:
-    """One interface over torch's schedulers: some step per batch, some per epoch, some
-    on the epoch's test accuracy (as the seed notebooks monitor it)."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, settings: dict, epochs: int, batches: int):
-        name = settings["name"]
-        self.per_batch = name in ("onecycle", "cosine")
-        self.on_accuracy = name in ("plateau", "keras_plateau")
-        sched = torch.optim.lr_scheduler
-        if name == "none":
-            self.scheduler = None
-        elif name == "step":
-            self.scheduler = sched.StepLR(optimizer, settings["step_size"], settings["gamma"])
-        elif name == "multistep":
-            self.scheduler = sched.MultiStepLR(optimizer, settings["milestones"], settings["gamma"])
-        elif name == "onecycle":
-            # momentum is not cycled: the step's optimizer.momentum is what it trains with
-            self.scheduler = sched.OneCycleLR(
-                optimizer,
-                max_lr=settings["max_lr"],
-                total_steps=epochs * batches,
-                pct_start=settings["pct_start"],
-                div_factor=settings["div_factor"],
-                final_div_factor=settings["final_div_factor"],
-                anneal_strategy=settings["anneal"],
-                cycle_momentum=False,
-            )
-        elif name == "cosine":
-            self.scheduler = sched.CosineAnnealingLR(optimizer, epochs * batches, settings["min_lr"])
-        elif name == "plateau":
-            self.scheduler = sched.ReduceLROnPlateau(
-                optimizer, "max", settings["factor"], settings["patience"], min_lr=settings["min_lr"]
-            )
-        else:
-            self.scheduler = KerasPlateau(
-                optimizer, settings["factor"], settings["window"], settings["min_lr"]
-            )
-
-    def after_batch(self) -> None:
-        if self.per_batch:
-            self.scheduler.step()
-
-    def after_epoch(self, test_accuracy: float) -> None:
-        if self.scheduler is None or self.per_batch:
-            return
-        if self.on_accuracy:
-            self.scheduler.step(test_accuracy)
-        else:
-            self.scheduler.step()
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Logits for all images in large batches (the caller puts the model in eval mode)."""
-    return torch.cat([model(images[i : i + EVAL_BATCH]) for i in range(0, len(images), EVAL_BATCH)])
-
-
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (fraction) on a whole set, in eval mode."""
-    model.eval()
-    logits = predict(model, images)
-    loss = F.cross_entropy(logits, labels).item()
-    return loss, (logits.argmax(1) == labels).float().mean().item()
 
 
 def augmented(data: Mnist, settings: dict, order: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -248,7 +125,7 @@ def fit(
             train_loss, train_accuracy = train_epoch(
                 model, data, step, optimizer, schedule, generator, bar, ema
             )
-            test_loss, test_accuracy = evaluate(scored, data.test_images, data.test_labels)
+            test_loss, test_accuracy = loss_and_accuracy(scored, data.test_images, data.test_labels)
             bar.set_postfix(loss=f"{train_loss:.4f}", test=f"{test_accuracy:.2%}")
         schedule.after_epoch(test_accuracy)
         history.append(

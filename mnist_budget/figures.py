@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from stages.files import atomic_path
+from mnist_budget.atomic_files import atomic_path
 
 DPI = 120
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from stages.files import read_json
-from stages.paths import PREPARED_STATS, PREPARED_TENSORS
+from mnist_budget.atomic_files import read_json
+from mnist_budget.layout import PREPARED_STATS, PREPARED_TENSORS
 
 
 @dataclass

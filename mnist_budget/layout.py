@@ -14,13 +14,6 @@ RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")
 PREPARED_TENSORS = PREPARED_DIR / "mnist.pt"
 PREPARED_STATS = PREPARED_DIR / "stats.json"
-# The four standard MNIST files, by role.
-MNIST_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
 MAIN = "main"
 
 

@@ -1,0 +1,174 @@
+"""The pipelines' code deps and the sub-pipelines' dvc.yaml, derived so they cannot go stale.
+
+A stage's code deps are the import closure of its entry point over this project's modules
+(`stages/`, `mnist_budget/`): a change anywhere in it reruns the stage, a change outside
+it does not. The root dvc.yaml is written by hand; a test checks its deps against
+`code_deps`. Each sub-pipeline (`references/`, `seed-systems/`) is the root's `train` and
+`evaluate` stages moved to its own params file and output folders, plus its own report
+stage: written from here, never by hand (DVC has no include, treeverse/dvc#7939).
+
+    python -m mnist_budget.dvc_yaml           # rewrite references/dvc.yaml, seed-systems/dvc.yaml
+    python -m mnist_budget.dvc_yaml --check   # exit 1 if either differs from what it would write
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mnist_budget.atomic_files import write_text
+from mnist_budget.layout import MAIN_LAYOUT, Layout
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("stages", "mnist_budget")
+ROOT_DVC_YAML = Path("dvc.yaml")
+SHARED_STAGES = ("train", "evaluate")  # the root's stages every sub-pipeline runs too
+
+
+@dataclass(frozen=True)
+class ReportStage:
+    """A sub-pipeline's last stage: its name, entry point, data it reads besides the
+    steps' reports, and the params sections it reads."""
+
+    name: str
+    module: str
+    data: tuple[str, ...]
+    sections: tuple[str, ...]
+
+
+SUB_PIPELINES = {
+    # the progression report draws the final step's misclassified digits from data/prepared
+    "references": ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target")),
+    "seed-systems": ReportStage("compare", "stages.compare", (), ("steps", "target", "gpu_steps", "systems")),
+}
+
+
+def module_file(module: str) -> Path | None:
+    """The project file of a dotted module name, or None for a third-party module."""
+    if module.split(".")[0] not in PACKAGES:
+        return None
+    path = Path(*module.split("."))
+    return path.with_suffix(".py") if (ROOT / path.with_suffix(".py")).is_file() else path / "__init__.py"
+
+
+def _imported(path: Path) -> set[str]:
+    """Dotted names of the modules a file imports (`from a import b` may name module a.b)."""
+    names = set()
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_closure(module: str) -> list[str]:
+    """Every project file `python -m <module>` runs, as sorted repository paths. Package
+    `__init__.py` files count only when they hold code."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = module_file(name)
+        if path is None or path in seen or not (ROOT / path).is_file():
+            continue
+        seen.add(path)
+        todo += _imported(path)
+        todo += [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]  # parents
+    return sorted(p.as_posix() for p in seen if p.name != "__init__.py" or (ROOT / p).read_text().strip())
+
+
+def entry_module(cmd: str) -> str:
+    """`python -m stages.train "${key}" ...` -> `stages.train`."""
+    words = cmd.split()
+    return words[words.index("-m") + 1]
+
+
+def is_code(dep: str) -> bool:
+    return dep.endswith(".py") and dep.split("/")[0] in PACKAGES
+
+
+def _moved(path: str, layout: Layout) -> str:
+    """A main-pipeline output path in `layout`'s folders (data/ is shared)."""
+    for main, mine in ((MAIN_LAYOUT.models, layout.models), (MAIN_LAYOUT.reports, layout.reports)):
+        if path.startswith(f"{main}/"):
+            return f"{mine}/{path.removeprefix(f'{main}/')}"
+    return path
+
+
+def _moved_list(entries: list[Any], layout: Layout) -> list[Any]:
+    """deps/outs/metrics entries: a path string, or {path: options}."""
+    return [
+        _moved(e, layout) if isinstance(e, str) else {_moved(k, layout): v for k, v in e.items()}
+        for e in entries
+    ]
+
+
+def shared_stage(stage: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    """A root foreach stage, run from the repository root on `layout`'s params and folders."""
+    do = stage["do"]
+    moved: dict[str, Any] = {"wdir": "..", "cmd": f"{do['cmd']} --pipeline {layout.name}"}
+    for field in ("deps", "outs", "metrics"):
+        if field in do:
+            moved[field] = _moved_list(do[field], layout)
+    moved["params"] = [{str(layout.params): do["params"]}]
+    return {"foreach": stage["foreach"], "do": moved}
+
+
+def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
+    reports = layout.reports
+    return {
+        "wdir": "..",
+        "cmd": f"python -m {report.module} --pipeline {layout.name}",
+        "deps": [f"{reports}/steps", *report.data, *import_closure(report.module)],
+        "params": [{str(layout.params): list(report.sections)}],
+        "outs": [
+            {f"{reports}/{name}": {"cache": False}}
+            for name in ("report.md", "summary.csv", "figures", "plots")
+        ],
+    }
+
+
+def sub_pipeline(name: str) -> str:
+    """The text of `<name>/dvc.yaml`."""
+    layout = Layout.of(name)
+    with open(ROOT / ROOT_DVC_YAML) as f:
+        root = yaml.safe_load(f)["stages"]
+    report = SUB_PIPELINES[name]
+    stages = {key: shared_stage(root[key], layout) for key in SHARED_STAGES}
+    stages[report.name] = report_stage(layout, report)
+    header = (
+        f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
+        f"# (wdir: ..), share data/prepared with the main pipeline and write to {layout.models}/\n"
+        f"# and {layout.reports}/. Written by `python -m mnist_budget.dvc_yaml` from the root\n"
+        "# dvc.yaml's train and evaluate stages: edit those, then run it.\n"
+    )
+    return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report files that would change")
+    stale = []
+    check = parser.parse_args().check
+    for name in SUB_PIPELINES:
+        path, text = ROOT / name / "dvc.yaml", sub_pipeline(name)
+        if path.read_text() == text:
+            continue
+        stale.append(f"{name}/dvc.yaml")
+        if not check:
+            write_text(path, text)
+    verb = "out of date" if check else "rewritten"
+    print(f"dvc_yaml: {', '.join(stale) or 'nothing'} {verb}", file=sys.stderr)
+    sys.exit(1 if check and stale else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The progression's report: the headline over seeds, the progression table and figures,
+Target / Result / Analysis per step, and the final model's errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+from mnist_budget import figures
+from mnist_budget.layout import MAIN, PREPARED_TENSORS
+from mnist_budget.writeup import Results, mark, progression_table, reproduce_section, step_section
+
+MISCLASSIFIED_SHOWN = 24
+
+
+def headline_table(results: Results, headline: dict[str, Any]) -> str:
+    """The final and the tiny model over seeds: the numbers the README points to."""
+    rows = []
+    for role, h in headline.items():
+        m = results.metrics[h["step"]]
+        rows.append(
+            {
+                "model": f"{role}: `{h['step']}`",
+                "params": f"{h['params_total']:,}",
+                "epochs": h["epochs"],
+                "final test acc per seed": ", ".join(
+                    f"{a:.2%} (seed {s})" for s, a in zip(h["seeds"], h["test_accuracies"])
+                ),
+                "mean": f"**{h['mean']:.2%}**",
+                "min": f"{h['min']:.2%}",
+                "std": f"{h['std'] * 100:.3f} pp",
+                "mean ≥ target": mark(h["mean"] >= results.target.test_accuracy),
+                "params ≤ budget": mark(m["meets"]["params"]),
+                "epochs ≤ budget": mark(m["meets"]["epochs"]),
+            }
+        )
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def headline_section(results: Results, final: str, headline: dict[str, Any] | None) -> list[str]:
+    m, target = results.metrics[final], results.target
+    out = [
+        (
+            f"Target: **{target.test_accuracy:.2%}** final-epoch test accuracy with at most "
+            f"**{target.max_params:,}** parameters in at most **{target.max_epochs}** epochs."
+        ),
+        "",
+    ]
+    if headline is None:
+        verdict = "meets" if m["meets"]["all"] else "does not meet"
+        return out + [
+            (
+                f"**Last step `{final}`: {m['params_total']:,} parameters, {m['epochs']} epochs, "
+                f"{m['test_accuracy']:.2%} final-epoch test accuracy: it {verdict} the target and the budget.**"
+            ),
+            "",
+        ]
+    h = headline["final"]
+    all_meet = h["mean"] >= target.test_accuracy and m["meets"]["params"] and m["meets"]["epochs"]
+    return out + [
+        (
+            f"**Final model `{final}`: {m['params_total']:,} parameters, {m['epochs']} epochs, "
+            f"{h['mean']:.2%} mean final-epoch test accuracy over seeds {', '.join(map(str, h['seeds']))} "
+            f"(min {h['min']:.2%}, std {h['std'] * 100:.3f} pp): it "
+            f"{'meets' if all_meet else 'does not meet'} the target and the budget.**"
+        ),
+        "",
+        headline_table(results, headline),
+        "",
+    ]
+
+
+def final_model_section(results: Results, final: str) -> list[str]:
+    return [
+        f"## The final model `{final}`",
+        "",
+        results.layout.summary(final).read_text().strip(),
+        "",
+        f"![Confusion matrix of {final}](figures/confusion.png)",
+        "",
+        f"![Misclassified test digits of {final}](figures/misclassified.png)",
+        "",
+    ]
+
+
+def final_step(results: Results, headline: dict[str, Any] | None) -> str:
+    """The headline's final step, or without a headline the last step."""
+    return headline["final"]["step"] if headline else list(results.entries)[-1]
+
+
+def write_report(results: Results, headline: dict[str, Any] | None) -> str:
+    layout, names = results.layout, list(results.entries)
+    final = final_step(results, headline)
+    title = "the progression" if layout.name == MAIN else f"the `{layout.name}` pipeline"
+    out = [f"# MNIST under budget: {title}", "", *headline_section(results, final, headline)]
+    out += [
+        "## The progression",
+        "",
+        progression_table(results, names),
+        "",
+        (
+            "\\* best epoch selected on the test set: shown for comparison with notebooks that report it, "
+            "never as the result. Parameters are trainable plus non-trainable (batch-norm running mean "
+            "and variance, as Keras counts them)."
+        ),
+        "",
+        "![Test accuracy per epoch](figures/accuracy.png)",
+        "",
+        "![Train and test loss](figures/loss.png)",
+        "",
+        "![Parameters against final test accuracy](figures/params_vs_accuracy.png)",
+        "",
+    ]
+    previous = None
+    for name in names:
+        out += step_section(results, name, previous)
+        previous = name
+    out += final_model_section(results, final)
+    out += reproduce_section(layout)
+    return "\n".join(out)
+
+
+def write_figures(results: Results, final: str, public_results: list[dict[str, Any]]) -> None:
+    layout, metrics, target = results.layout, results.metrics, results.target
+    figures.accuracy_curves(results.histories, target.test_accuracy, layout.figures / "accuracy.png")
+    figures.loss_curves(results.histories, layout.figures / "loss.png")
+    points = {name: (m["params_total"], m["test_accuracy"]) for name, m in metrics.items()}
+    figures.params_vs_accuracy(points, public_results, target, layout.figures / "params_vs_accuracy.png")
+    confusion = pd.read_csv(layout.confusion(final))
+    figures.confusion_matrix(confusion, final, layout.figures / "confusion.png")
+    wrong = confusion.index[confusion["actual"] != confusion["predicted"]][:MISCLASSIFIED_SHOWN]
+    images = torch.load(PREPARED_TENSORS)["test_images"][list(wrong)]
+    figures.misclassified_grid(images, confusion.loc[wrong], final, layout.figures / "misclassified.png")

@@ -1,0 +1,99 @@
+"""The seed systems' report: the comparison with every write-up first, then each system's
+progression (changes compared within the system)."""
+
+from __future__ import annotations
+
+from mnist_budget import figures, seed_systems
+from mnist_budget.model_stats import count_params
+from mnist_budget.nets import build_net
+from mnist_budget.seed_systems import System
+from mnist_budget.step_config import StepConfig
+from mnist_budget.writeup import Results, progression_table, reproduce_section, step_section
+
+
+def gpu_step_section(results: Results, name: str, step: StepConfig) -> list[str]:
+    counts, layout = count_params(build_net(step)), results.layout
+    return [
+        f"### `{name}` (config only: needs a GPU)",
+        "",
+        f"**Target.** {step.description}",
+        "",
+        (
+            f"**Result.** Not trained here: {counts['params_total']:,} parameters "
+            f"({counts['params_trainable']:,} trainable), {step.epochs} epochs, far too slow for "
+            f"a laptop CPU. On a GPU machine, move it from `gpu_steps` to `steps` in "
+            f"`{layout.params}` and run `dvc repro --glob '{layout.name}/dvc.yaml:*@{name}'`."
+        ),
+        "",
+    ]
+
+
+def system_section(results: Results, system: System, gpu_steps: dict[str, StepConfig]) -> list[str]:
+    """One write-up: its progression table, curves, then each step (changes within the system)."""
+    trained = [name for name in system.claims if name in results.metrics]
+    out = [f"## {system.title}", "", f"**Why a reproduction may differ.** {system.differs}", ""]
+    if trained:
+        out += [
+            progression_table(results, trained),
+            "",
+            f"![Test accuracy per epoch, {system.name}](figures/accuracy-{system.name}.png)",
+            "",
+        ]
+    previous = None
+    for name in system.claims:
+        if name in gpu_steps:
+            out += gpu_step_section(results, name, gpu_steps[name])
+            continue
+        out += step_section(results, name, previous)
+        previous = name
+    return out
+
+
+def write_report(results: Results, systems: dict[str, System], gpu_steps: dict[str, StepConfig]) -> str:
+    layout, target = results.layout, results.target
+    rows = seed_systems.comparison_rows(systems, gpu_steps, results.metrics, results.histories)
+    out = [
+        f"# MNIST under budget: the `{layout.name}` pipeline",
+        "",
+        (
+            f"Each write-up this exercise is known from, rebuilt as a progression of steps in "
+            f"`{layout.params}` (the same architecture family and parameter count within "
+            f"{seed_systems.PARAMS_TOLERANCE:.0%}, the same optimizer, schedule, batch size, epochs and "
+            "augmentation where the write-up gives them), trained on real MNIST and compared "
+            "with what it claimed. The progression tables mark each step against one common "
+            f"target: {target.test_accuracy:.2%} final-epoch test accuracy with at most "
+            f"{target.max_params:,} parameters in at most {target.max_epochs} epochs."
+        ),
+        "",
+        "## Comparison with the write-ups",
+        "",
+        seed_systems.comparison_table(rows),
+        "",
+        (
+            "Reproduced parameters are counted the way the write-up counted them: Keras totals "
+            "include batch norm's running mean and variance, torchsummary counts only weights. "
+            "Verdicts compare like with like: a claim read at the best epoch is compared with the "
+            "best epoch here (\\* selected on the test set, as the write-up did), a claim at epoch "
+            f"10 with epoch 10. Within {seed_systems.ACCURACY_TOLERANCE * 100:.1f} pp, about the "
+            "seed-to-seed spread of one recipe, counts as a match; every run here is one seed."
+        ),
+        "",
+        "![Claimed against reproduced accuracy](figures/claims.png)",
+        "",
+    ]
+    for system in systems.values():
+        out += system_section(results, system, gpu_steps)
+    out += reproduce_section(layout)
+    return "\n".join(out)
+
+
+def write_figures(results: Results, systems: dict[str, System]) -> None:
+    layout, target = results.layout, results.target
+    for system in systems.values():
+        trained = {name: results.histories[name] for name in system.claims if name in results.histories}
+        if trained:
+            figures.accuracy_curves(
+                trained, target.test_accuracy, layout.figures / f"accuracy-{system.name}.png"
+            )
+    points = seed_systems.accuracy_claims(systems, results.metrics, results.histories)
+    figures.claims_vs_reproduced(points, target.test_accuracy, layout.figures / "claims.png")

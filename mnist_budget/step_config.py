@@ -1,0 +1,162 @@
+"""params.yaml -> validated, typed step configs.
+
+Every stage reads its settings through here, so a bad entry stops the stage before any
+work with one message naming the step and the key. `StepConfig`'s fields are the one list
+of step keys: their types, defaults, choices and meanings serve validation and the README.
+Defaults shared by several steps are written in params.yaml with YAML anchors
+(`<<: *recipe`), never inherited here: DVC tracks the resolved `steps.<name>` section, so
+whatever a step trains with must be in it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from mnist_budget.nets import ACTIVATIONS, NO_ACTIVATION, Layer, parse_layer
+from mnist_budget.optim import OPTIMIZERS, SCHEDULES, check_optimizer, check_schedule
+from mnist_budget.params import REQUIRED, Key, read_section, require, require_choice
+
+# DVC names a foreach stage `train@<step>` and the params key `steps.<step>`:
+# dots, slashes, `@` or spaces in a step name would break one or the other.
+STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+AUGMENT = {
+    "rotate": Key(float, 0.0, "±degrees"),
+    "translate": Key(float, 0.0, "±fraction of the side, per axis"),
+    "scale": Key(float, 0.0, "±fraction"),
+    "shear": Key(float, 0.0, "±degrees"),
+    "erase": Key(float, 0.0, "probability of one black square (cutout)"),
+    "erase_size": Key(float, 0.25, "its side, as a fraction of the image side"),
+}
+
+
+def _key(kind: type, default: Any = REQUIRED, doc: str = "", choices: tuple[str, ...] = ()) -> Any:
+    return field(metadata={"key": Key(kind, default, doc), "choices": choices})
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    name: str
+    description: str = _key(str, doc='why the step exists (the report\'s "Target")')
+    layers: tuple[Layer, ...] = _key(list, doc="the layer list (see Layers)")
+    epochs: int = _key(int)
+    batch_size: int = _key(int)
+    seed: int = _key(int)
+    optimizer: Mapping[str, Any] = _key(dict, doc="`name` and its keys: see Optimizers")
+    schedule: Mapping[str, Any] = _key(dict, {"name": "none"}, "`name` and its keys: see Schedules")
+    augment: Mapping[str, float] = _key(dict, {}, "random per-image transforms: see Augmentation")
+    label_smoothing: float = _key(float, 0.0, "cross-entropy label smoothing")
+    ema: float = _key(
+        float,
+        0.0,
+        "decay of an exponential moving average of the weights (and BN statistics), which is "
+        "what gets evaluated and saved; 0: off",
+    )
+    bn: bool = _key(bool, True, "batch norm after each conv")
+    bn_order: str = _key(
+        str, "after_act", "batch norm after or before the activation", ("after_act", "before_act")
+    )
+    activation: str = _key(
+        str,
+        "relu",
+        "default activation of every layer",
+        tuple(name for name in ACTIVATIONS if name != NO_ACTIVATION),
+    )
+    dropout: float = _key(float, 0.0, "default dropout of every conv layer")
+    conv_bias: bool = _key(bool, False, "default bias of every conv layer")
+    threads: int = _key(int, 0, "torch threads; 0: every core; `$MNIST_THREADS` overrides")
+    device: str = _key(str, "auto", "`auto`: CUDA when present", ("auto", "cpu", "cuda"))
+    precision: str = _key(
+        str,
+        "fp32",
+        "`bf16`: the training forward pass under bf16 autocast (weights, optimizer and evaluation stay fp32)",
+        ("fp32", "bf16"),
+    )
+    raw: dict[str, Any] = field(default_factory=dict)  # the params entry, saved inside the model file
+
+
+STEP_FIELDS = [f for f in fields(StepConfig) if "key" in f.metadata]
+STEP_KEYS: dict[str, Key] = {f.name: f.metadata["key"] for f in STEP_FIELDS}
+STEP_CHOICES: dict[str, tuple[str, ...]] = {
+    f.name: f.metadata["choices"] for f in STEP_FIELDS if f.metadata["choices"]
+}
+
+
+def _named(section: Any, table: dict[str, Any], where: str) -> dict[str, Any]:
+    """A mapping whose `name` picks its keys from `table` (optimizers, schedules)."""
+    require(isinstance(section, dict) and "name" in section, f"{where}.name", "missing")
+    name = section["name"]
+    require(name in table, f"{where}.name", f"unknown {name!r}; valid: {', '.join(table)}")
+    return read_section(section, {"name": Key(str), **table[name].keys}, where)
+
+
+def parse_step(name: str, entry: Any) -> StepConfig:
+    """Validate one `steps.<name>` entry; raise ParamsError naming the step and key."""
+    where = f"steps.{name}"
+    require(
+        isinstance(name, str) and bool(STEP_NAME.match(name)),
+        where,
+        "a step name may hold only letters, digits, '-' and '_' (DVC uses it in stage names)",
+    )
+    values = read_section(entry, STEP_KEYS, where)
+    for key in ("epochs", "batch_size"):
+        require(values[key] >= 1, f"{where}.{key}", "must be at least 1")
+    require(values["threads"] >= 0, f"{where}.threads", "must be 0 (all cores) or more")
+    require(0 <= values["dropout"] < 1, f"{where}.dropout", "must be in [0, 1)")
+    require(0 <= values["label_smoothing"] < 1, f"{where}.label_smoothing", "must be in [0, 1)")
+    require(0 <= values["ema"] < 1, f"{where}.ema", "is a decay in [0, 1), 0 for none")
+    for key, choices in STEP_CHOICES.items():
+        require_choice(values[key], choices, f"{where}.{key}")
+
+    optimizer = _named(values["optimizer"], OPTIMIZERS, f"{where}.optimizer")
+    check_optimizer(optimizer, f"{where}.optimizer")
+    schedule = _named(values["schedule"], SCHEDULES, f"{where}.schedule")
+    check_schedule(schedule, f"{where}.schedule")
+    augment = read_section(values["augment"], AUGMENT, f"{where}.augment")
+    for key, value in augment.items():
+        require(value >= 0, f"{where}.augment.{key}", "must be >= 0")
+    require(augment["erase"] <= 1, f"{where}.augment.erase", "is a probability, at most 1")
+    require(augment["scale"] < 1, f"{where}.augment.scale", "must be below 1")
+
+    layers = values["layers"]
+    require(bool(layers), f"{where}.layers", "needs at least one layer")
+    values["layers"] = tuple(parse_layer(s, f"{where}.layers[{i}]") for i, s in enumerate(layers))
+    values.update(optimizer=optimizer, schedule=schedule, augment=augment)
+    return StepConfig(name=name, raw=dict(entry), **values)
+
+
+@dataclass(frozen=True)
+class Target:
+    test_accuracy: float
+    max_params: int
+    max_epochs: int
+
+
+TARGET_KEYS = {
+    "test_accuracy": Key(float, REQUIRED, "final-epoch accuracy on the 10,000 test images"),
+    "max_params": Key(int, REQUIRED, "trainable + non-trainable (BN running mean and variance)"),
+    "max_epochs": Key(int, REQUIRED),
+}
+
+
+def load_target(params: dict[str, Any]) -> Target:
+    values = read_section(params.get("target"), TARGET_KEYS, "target")
+    require(0 < values["test_accuracy"] <= 1, "target.test_accuracy", "is a fraction in (0, 1]")
+    return Target(**values)
+
+
+def load_steps(params: dict[str, Any], section: str = "steps") -> dict[str, StepConfig]:
+    """All steps of a section, validated, in params order (the order of the progression)."""
+    steps = params.get(section)
+    require(isinstance(steps, dict) and bool(steps), section, "needs at least one step")
+    return {name: parse_step(name, entry) for name, entry in steps.items()}
+
+
+def load_step(name: str, params: dict[str, Any]) -> StepConfig:
+    """One step, after validating every step: a typo in a later step then fails before
+    an earlier one spends minutes training (validation reads, but never uses, the others)."""
+    steps = load_steps(params)
+    require(name in steps, f"steps.{name}", f"no such step; steps are: {', '.join(steps)}")
+    return steps[name]

@@ -1,0 +1,51 @@
+"""Every stage declares exactly the project code it runs, and the sub-pipelines' dvc.yaml
+are what `python -m mnist_budget.dvc_yaml` writes from the root one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_budget.dvc_yaml import ROOT, SUB_PIPELINES, entry_module, import_closure, is_code, sub_pipeline
+
+PIPELINES = [Path("dvc.yaml"), *(Path(name) / "dvc.yaml" for name in SUB_PIPELINES)]
+
+
+def stage_bodies(path: Path) -> dict[str, dict]:
+    """Each stage's definition (a foreach stage's `do`)."""
+    with open(ROOT / path) as f:
+        stages = yaml.safe_load(f)["stages"]
+    return {name: stage.get("do", stage) for name, stage in stages.items()}
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=str)
+def test_every_stage_declares_its_import_closure(path):
+    for name, stage in stage_bodies(path).items():
+        module = entry_module(stage["cmd"])
+        declared = sorted(dep for dep in stage["deps"] if isinstance(dep, str) and is_code(dep))
+        assert declared == import_closure(module), f"{path}: stage {name} ({module})"
+
+
+def test_closure_follows_imports_and_nothing_else():
+    # prepare reads IDX files: no torch model code, no params
+    assert import_closure("stages.prepare") == [
+        "mnist_budget/atomic_files.py",
+        "mnist_budget/idx.py",
+        "mnist_budget/layout.py",
+        "mnist_budget/mnist.py",
+        "stages/prepare.py",
+    ]
+    train = import_closure("stages.train")
+    assert {"mnist_budget/nets.py", "mnist_budget/optim.py", "mnist_budget/training.py"} <= set(train)
+    assert "mnist_budget/figures.py" not in train
+
+
+@pytest.mark.parametrize("name", SUB_PIPELINES)
+def test_sub_pipelines_are_generated_from_the_root(name):
+    committed = (ROOT / name / "dvc.yaml").read_text()
+    assert committed == sub_pipeline(name), f"run `python -m mnist_budget.dvc_yaml` to rewrite {name}/dvc.yaml"
+    train = stage_bodies(Path(name) / "dvc.yaml")["train"]
+    assert train["cmd"] == f'python -m stages.train "${{key}}" --pipeline {name}'
+    assert f"models/{name}/${{key}}.pt2" in train["outs"]
