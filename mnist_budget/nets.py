@@ -239,10 +239,10 @@ CONV_OPTIONS = {
     "k": Key(int, 3, "kernel"),
     "p": Key(int, 0, "padding"),
     "s": Key(int, 1, "stride"),
-    "bias": Key(bool, None, "bias (step `conv_bias`)"),
-    "bn": Key(bool, None, "batch norm (step `bn`)"),
+    "bias": Key(bool, None, "(step `conv_bias`)"),
+    "bn": Key(bool, None, "(step `bn`)"),
     "act": Key(str, None, f"{' / '.join(ACTIVATIONS)} (step `activation`)"),
-    "drop": Key(float, None, "dropout (step `dropout`)"),
+    "drop": Key(float, None, "(step `dropout`)"),
 }
 POOL_OPTIONS = {"k": Key(int, 2, "kernel"), "s": Key(int, None, "stride (= k)")}
 LAYER_KINDS: dict[str, LayerKind] = {
@@ -268,7 +268,7 @@ LAYER_KINDS: dict[str, LayerKind] = {
         _Builder.dense,
         width=True,
         weights=True,
-        options={"bias": Key(bool, True, "bias"), "act": CONV_OPTIONS["act"], "drop": CONV_OPTIONS["drop"]},
+        options={"bias": Key(bool, True), "act": CONV_OPTIONS["act"], "drop": CONV_OPTIONS["drop"]},
     ),
     "inception": LayerKind(
         "parallel branches concatenated on channels: 1×1, 3×3, 5×5 and 3×3-max-pool + 1×1",
@@ -282,7 +282,7 @@ LAYER_KINDS: dict[str, LayerKind] = {
         },
     ),
     "residual": LayerKind(
-        "x + body(x) around the listed layers (same output shape); a mapping: `{residual: [<layer>, ...]}`",
+        "x + body(x) around the listed layers (same output shape)",
         _Builder.residual,
     ),
 }

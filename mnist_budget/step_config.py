@@ -41,9 +41,9 @@ class StepConfig:
     name: str
     description: str = _key(str, doc='why the step exists (the report\'s "Target")')
     layers: tuple[Layer, ...] = _key(list, doc="the layer list (see Layers)")
-    epochs: int = _key(int)
-    batch_size: int = _key(int)
-    seed: int = _key(int)
+    epochs: int = _key(int, doc="passes over the training set")
+    batch_size: int = _key(int, doc="images per optimizer step")
+    seed: int = _key(int, doc="seeds the weights, the data order and the augmentation")
     optimizer: Mapping[str, Any] = _key(dict, doc="`name` and its keys: see Optimizers")
     schedule: Mapping[str, Any] = _key(dict, {"name": "none"}, "`name` and its keys: see Schedules")
     augment: Mapping[str, float] = _key(dict, {}, "random per-image transforms: see Augmentation")

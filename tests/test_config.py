@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
+from mnist_budget.nets import build_net
 from mnist_budget.params import ParamsError, load_params
 from mnist_budget.step_config import load_step, load_steps, load_target, parse_step
-from mnist_budget.nets import build_net
 from tests.conftest import SMALL_STEP as VALID
 
 

@@ -4,8 +4,8 @@ import gzip
 
 import pytest
 
-from stages.download import DownloadError, download, fetch_verified, mirror_list
 from mnist_budget.mnist import MNIST_FILES
+from stages.download import DownloadError, download, fetch_verified, mirror_list
 from tests.conftest import serve_folder
 
 LABELS = MNIST_FILES["train_labels"]

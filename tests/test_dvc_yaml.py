@@ -45,7 +45,9 @@ def test_closure_follows_imports_and_nothing_else():
 @pytest.mark.parametrize("name", SUB_PIPELINES)
 def test_sub_pipelines_are_generated_from_the_root(name):
     committed = (ROOT / name / "dvc.yaml").read_text()
-    assert committed == sub_pipeline(name), f"run `python -m mnist_budget.dvc_yaml` to rewrite {name}/dvc.yaml"
+    assert committed == sub_pipeline(name), (
+        f"run `python -m mnist_budget.dvc_yaml` to rewrite {name}/dvc.yaml"
+    )
     train = stage_bodies(Path(name) / "dvc.yaml")["train"]
     assert train["cmd"] == f'python -m stages.train "${{key}}" --pipeline {name}'
     assert f"models/{name}/${{key}}.pt2" in train["outs"]

@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mnist_budget.params import ParamsError, load_params
-from mnist_budget.step_config import load_steps
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
+from mnist_budget.params import ParamsError, load_params
 from mnist_budget.seed_systems import (
     COUNTS,
     PARAMS_TOLERANCE,
@@ -20,6 +19,7 @@ from mnist_budget.seed_systems import (
     load_systems,
     verdict,
 )
+from mnist_budget.step_config import load_steps
 
 SEED_SYSTEMS = Path(__file__).resolve().parents[1] / "seed-systems" / "params.yaml"
 from tests.conftest import SMALL_STEP as STEP
