@@ -21,7 +21,7 @@ from mnist_budget.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # <!-- table:NAME --> ... <!-- /table:NAME -->
-MARKED = re.compile(r"(<!-- table:(?P<name>[a-z-]+) -->\n).*?(\n<!-- /table:(?P=name) -->)", re.DOTALL)
+MARKED = re.compile(r"(<!-- table:(?P<name>[a-z-]+) -->\n).*?(<!-- /table:(?P=name) -->)", re.DOTALL)
 
 
 def value_text(value: Any) -> str:
@@ -93,7 +93,7 @@ TABLES = {
 
 def rendered(text: str) -> str:
     """`text` with every marked table replaced by its rendering."""
-    return MARKED.sub(lambda m: m.group(1) + TABLES[m.group("name")]() + m.group(3), text)
+    return MARKED.sub(lambda m: f"{m.group(1)}{TABLES[m.group('name')]()}\n{m.group(3)}", text)
 
 
 def main() -> None:
