@@ -34,6 +34,13 @@ class Layout:
             pipeline, Path(pipeline) / "params.yaml", Path("models") / pipeline, Path("reports") / pipeline
         )
 
+    @property
+    def configs(self) -> Path:
+        return self.reports / "configs"  # each step as it trains: written by `resolve`
+
+    def config(self, step: str) -> Path:
+        return self.configs / f"{step}.json"
+
     def model(self, step: str, seed: int | None = None) -> Path:
         folder = self.models if seed is None else self.models / "seeds"
         return folder / f"{run_name(step, seed)}.pt2"  # torch.export's archive format

@@ -11,12 +11,14 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from mnist_budget.errors import StageError
+
 PARAMS_FILE = Path("params.yaml")
 
 REQUIRED = object()
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError, ValueError):
     """An invalid entry in a params file; the message names the step and the key."""
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mnist_budget.atomic_files import write_bytes
-from mnist_budget.cli import exit_on_params_error
+from mnist_budget.cli import stage_main
+from mnist_budget.errors import StageError
 from mnist_budget.layout import RAW_DIR
 from mnist_budget.mnist import MNIST_FILES
 from mnist_budget.params import REQUIRED, Key, ParamsError, load_params, read_section, require
@@ -34,7 +35,7 @@ DATA_KEYS = {
 }
 
 
-class DownloadError(RuntimeError):
+class DownloadError(StageError):
     pass
 
 
@@ -104,7 +105,7 @@ def download(name: str, sha256: str, mirrors: list[str]) -> bytes:
     )
 
 
-@exit_on_params_error
+@stage_main
 def main() -> None:
     data = read_data_params(load_params())
     mirrors = mirror_list(data)
@@ -117,7 +118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DownloadError as error:
-        sys.exit(f"error: {error}")
+    main()

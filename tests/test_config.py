@@ -6,7 +6,7 @@ import pytest
 
 from mnist_budget.nets import build_net
 from mnist_budget.params import ParamsError, load_params
-from mnist_budget.step_config import load_step, load_steps, load_target, parse_step
+from mnist_budget.step_config import load_steps, load_target, parse_step, resolve
 from tests.conftest import SMALL_STEP as VALID
 
 
@@ -113,12 +113,38 @@ def test_step_names_dvc_cannot_use(name):
     assert "a step name may hold only letters" in error_of(entry(), name=name)
 
 
-def test_load_step_validates_every_step_first():
+def test_load_steps_validates_every_step():
     params = {"steps": {"good": entry(), "bad": entry(epochs=-1)}}
     with pytest.raises(ParamsError, match=r"steps\.bad\.epochs"):
-        load_step("good", params)
-    with pytest.raises(ParamsError, match="no such step; steps are: good"):
-        load_step("other", {"steps": {"good": entry()}})
+        load_steps(params)
+
+
+def test_a_step_is_its_changes_deep_merged_over_the_recipe():
+    recipe = {k: v for k, v in entry().items() if k not in ("description", "layers")}
+    recipe["schedule"] = {"name": "onecycle", "max_lr": 0.1, "pct_start": 0.2}
+    params = {
+        "recipe": recipe,
+        "steps": {
+            "plain": {"description": "d", "layers": ["conv 8"]},
+            "decay": {"description": "d", "layers": ["conv 8"], "optimizer": {"weight_decay": 0.001}},
+            "adam": {"description": "d", "layers": ["conv 4"], "optimizer": {"name": "adam", "lr": 0.01}},
+            "steplr": {"description": "d", "layers": ["conv 4"], "schedule": {"max_lr": 0.2}},
+        },
+    }
+    steps = resolve(params)
+    assert steps["plain"] == {**recipe, "description": "d", "layers": ["conv 8"]}
+    # a mapping merges key by key...
+    assert steps["decay"]["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.001}
+    assert steps["steplr"]["schedule"] == {"name": "onecycle", "max_lr": 0.2, "pct_start": 0.2}
+    # ...unless its name changes: another optimizer starts over
+    assert steps["adam"]["optimizer"] == {"name": "adam", "lr": 0.01}
+    assert recipe["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9}  # the recipe is untouched
+    assert load_steps(params)["decay"].optimizer["weight_decay"] == 0.001
+
+
+def test_a_step_that_is_not_a_mapping_is_named():
+    with pytest.raises(ParamsError, match=r"^steps\.s2: expected a mapping, got 'oops'$"):
+        resolve({"recipe": {}, "steps": {"s2": "oops"}})
 
 
 def test_target_is_checked():
