@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
+CHECKSUMS = Path("data/mnist.sha256")  # the decompressed IDX files' sha256, `sha256sum -c` format
 PREPARED_DIR = Path("data/prepared")
 PREPARED_TENSORS = PREPARED_DIR / "mnist.pt"
 PREPARED_STATS = PREPARED_DIR / "stats.json"

@@ -166,8 +166,11 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 def resolve(params: dict[str, Any], section: str = "steps") -> dict[str, dict[str, Any]]:
     """Each step of `section` as it trains: the recipe with the step's changes on top, in
     params order (the order of the progression)."""
-    recipe = params.get("recipe") or {}
-    require(isinstance(recipe, dict), "recipe", f"expected a mapping, got {recipe!r}")
+    # required (it may be {}): every stage that resolves steps declares it to DVC
+    recipe = params.get("recipe")
+    require(
+        isinstance(recipe, dict), "recipe", f"expected a mapping (every step starts from it), got {recipe!r}"
+    )
     steps = params.get(section)
     require(isinstance(steps, dict) and bool(steps), section, "needs at least one step")
     for name, entry in steps.items():
