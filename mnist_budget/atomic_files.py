@@ -1,4 +1,5 @@
-"""Atomic file writes: a stage that fails never leaves a half-written output behind."""
+"""Atomic file writes: a stage that fails, or is stopped, never leaves a half-written output
+or a temporary file behind (with `cli.stage_main`, SIGTERM unwinds through `atomic_path`)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,41 @@ from pathlib import Path
 from typing import Any
 
 
+def _temp_beside(path: Path, suffix: str) -> str:
+    """A new empty file in `path`'s folder (made if missing); an error names that folder."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path.parent)) from error
+    os.close(fd)
+    return tmp
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # keep the suffix: some writers (torch.export) pick the format from it
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
+    # keep the suffix: some writers pick the format from it
+    tmp = _temp_beside(path, f".tmp{path.suffix}")
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs are shared
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        # a full disk or a read-only folder: name the output, not the temp file
+        raise OSError(error.errno, error.strerror, str(path)) from error
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def check_writable(*paths: Path) -> None:
+    """Fail now, not after minutes of training, if an output's folder cannot take a file."""
+    for path in paths:
+        os.remove(_temp_beside(Path(path), ".probe"))
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -1,14 +1,25 @@
-"""What every stage's command line shares: `--pipeline` and one-line params errors."""
+"""What every stage's command line shares: `--pipeline`, one-line errors, clean signals.
+
+`@stage_main` turns SIGTERM (and the death of the `dvc` that started the stage) into a
+normal exit, so every `atomic_path` cleans up its temporary file, and prints a fault as one
+line: `error: invalid params: <key>: <reason>` (exit 2), `error: <message>` or
+`error: <path>: <cause>` (exit 1).
+"""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from mnist_budget.errors import StageError
 from mnist_budget.params import ParamsError
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal this process gets when its parent dies
 
 
 def pipeline_parser(description: str) -> argparse.ArgumentParser:
@@ -20,15 +31,36 @@ def pipeline_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def exit_on_params_error(main: Callable[..., None]) -> Callable[..., None]:
-    """Print a ParamsError as one line and exit 2, instead of a traceback."""
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds the stack: `finally` blocks remove temp files
+
+
+def handle_signals() -> None:
+    """Exit cleanly on SIGTERM or SIGHUP, and get SIGTERM when the parent (dvc, or the shell
+    it started) dies: otherwise a stopped `dvc repro` leaves its stage running, orphaned."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stage_main(main: Callable[..., None]) -> Callable[..., None]:
+    """A stage's `main`, with clean signals and every known fault as one line."""
 
     @functools.wraps(main)
     def run(*args: Any) -> None:
+        handle_signals()
         try:
             main(*args)
         except ParamsError as error:
             print(f"error: invalid params: {error}", file=sys.stderr)
             sys.exit(2)
+        except StageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+            sys.exit(1)
 
     return run

@@ -3,8 +3,8 @@
 A stage's code deps are the import closure of its entry point over this project's modules
 (`stages/`, `mnist_budget/`): a change anywhere in it reruns the stage, a change outside
 it does not. The root dvc.yaml is written by hand; a test checks its deps against
-`code_deps`. Each sub-pipeline (`references/`, `seed-systems/`) is the root's `train` and
-`evaluate` stages moved to its own params file and output folders, plus its own report
+`import_closure`. Each sub-pipeline (`references/`, `seed-systems/`) is the root's `resolve`, `train`
+and `evaluate` stages moved to its own params file and output folders, plus its own report
 stage: written from here, never by hand (DVC has no include, treeverse/dvc#7939).
 
     python -m mnist_budget.dvc_yaml           # rewrite references/dvc.yaml, seed-systems/dvc.yaml
@@ -28,7 +28,7 @@ from mnist_budget.layout import MAIN_LAYOUT, Layout
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stages", "mnist_budget")
 ROOT_DVC_YAML = Path("dvc.yaml")
-SHARED_STAGES = ("train", "evaluate")  # the root's stages every sub-pipeline runs too
+SHARED_STAGES = ("resolve", "train", "evaluate")  # the root's stages every sub-pipeline runs too
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,10 @@ class ReportStage:
 SUB_PIPELINES = {
     # the progression report draws the final step's misclassified digits from data/prepared
     "references": ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target")),
-    "seed-systems": ReportStage("compare", "stages.compare", (), ("steps", "target", "gpu_steps", "systems")),
+    # compare validates the claims against every step and gpu step, as resolved over the recipe
+    "seed-systems": ReportStage(
+        "compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems")
+    ),
 }
 
 
@@ -112,14 +115,16 @@ def _moved_list(entries: list[Any], layout: Layout) -> list[Any]:
 
 
 def shared_stage(stage: dict[str, Any], layout: Layout) -> dict[str, Any]:
-    """A root foreach stage, run from the repository root on `layout`'s params and folders."""
-    do = stage["do"]
-    moved: dict[str, Any] = {"wdir": "..", "cmd": f"{do['cmd']} --pipeline {layout.name}"}
+    """A root stage (foreach or not), run from the repository root on `layout`'s params
+    file and output folders."""
+    body = stage.get("do", stage)
+    moved: dict[str, Any] = {"wdir": "..", "cmd": f"{body['cmd']} --pipeline {layout.name}"}
     for field in ("deps", "outs", "metrics"):
-        if field in do:
-            moved[field] = _moved_list(do[field], layout)
-    moved["params"] = [{str(layout.params): do["params"]}]
-    return {"foreach": stage["foreach"], "do": moved}
+        if field in body:
+            moved[field] = _moved_list(body[field], layout)
+    if "params" in body:
+        moved["params"] = [{str(layout.params): body["params"]}]
+    return {"foreach": stage["foreach"], "do": moved} if "do" in stage else moved
 
 
 def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
@@ -127,7 +132,7 @@ def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
     return {
         "wdir": "..",
         "cmd": f"python -m {report.module} --pipeline {layout.name}",
-        "deps": [f"{reports}/steps", *report.data, *import_closure(report.module)],
+        "deps": [f"{reports}/configs", f"{reports}/steps", *report.data, *import_closure(report.module)],
         "params": [{str(layout.params): list(report.sections)}],
         "outs": [
             {f"{reports}/{name}": {"cache": False}}
@@ -148,7 +153,7 @@ def sub_pipeline(name: str) -> str:
         f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
         f"# (wdir: ..), share data/prepared with the main pipeline and write to {layout.models}/\n"
         f"# and {layout.reports}/. Written by `python -m mnist_budget.dvc_yaml` from the root\n"
-        "# dvc.yaml's train and evaluate stages: edit those, then run it.\n"
+        "# dvc.yaml's resolve, train and evaluate stages: edit those, then run it.\n"
     )
     return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=110)
 

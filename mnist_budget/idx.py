@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_budget.errors import StageError
+
 UBYTE = 0x08
 
 
-class IdxError(ValueError):
+class IdxError(StageError, ValueError):
     """A file that is not a valid IDX file of the expected shape."""
 
 

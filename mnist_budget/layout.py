@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RAW_DIR = Path("data/raw")
+CHECKSUMS = Path("data/mnist.sha256")  # the decompressed IDX files' sha256, `sha256sum -c` format
 PREPARED_DIR = Path("data/prepared")
 PREPARED_TENSORS = PREPARED_DIR / "mnist.pt"
 PREPARED_STATS = PREPARED_DIR / "stats.json"
@@ -33,6 +34,13 @@ class Layout:
         return cls(
             pipeline, Path(pipeline) / "params.yaml", Path("models") / pipeline, Path("reports") / pipeline
         )
+
+    @property
+    def configs(self) -> Path:
+        return self.reports / "configs"  # each step as it trains: written by `resolve`
+
+    def config(self, step: str) -> Path:
+        return self.configs / f"{step}.json"
 
     def model(self, step: str, seed: int | None = None) -> Path:
         folder = self.models if seed is None else self.models / "seeds"

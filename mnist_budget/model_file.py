@@ -1,8 +1,13 @@
 """Model files: a torch.export program, loadable without this project's code, that
-carries the step's params (the recipe it was trained with) as an extra file."""
+carries the step's params (the recipe it was trained with) as an extra file.
+
+The archive is built in memory, then written by Python: the same model gives the same bytes
+(written to a file, torch names the archive's inner folder after that file, a random temp
+name), and a full disk is an OSError naming the path, not a C++ abort."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnist_budget.atomic_files import atomic_path
+from mnist_budget.atomic_files import write_bytes
 from mnist_budget.mnist import IMAGE_SHAPE
 
 CONFIG_FILE = "config.json"
@@ -21,8 +26,9 @@ def save_model(model: nn.Module, config: dict[str, Any], path: Path) -> None:
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     example = torch.zeros(2, *IMAGE_SHAPE)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
-    with atomic_path(path) as tmp:
-        torch.export.save(program, tmp, extra_files={CONFIG_FILE: json.dumps(config)})
+    archive = io.BytesIO()
+    torch.export.save(program, archive, extra_files={CONFIG_FILE: json.dumps(config)})
+    write_bytes(path, archive.getvalue())
 
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:

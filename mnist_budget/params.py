@@ -11,12 +11,14 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from mnist_budget.errors import StageError
+
 PARAMS_FILE = Path("params.yaml")
 
 REQUIRED = object()
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError, ValueError):
     """An invalid entry in a params file; the message names the step and the key."""
 
 
@@ -65,9 +67,32 @@ def require(condition: bool, where: str, reason: str) -> None:
         raise ParamsError(f"{where}: {reason}")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that DVC reads the same way: no duplicate keys (DVC's reader rejects them) and
+    no merge keys (DVC's `-S` writes through their shared mappings into other entries)."""
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        for key, _ in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                raise ParamsError(
+                    f"{self.name}: line {key.start_mark.line + 1}: YAML merge keys (<<) are not "
+                    "supported: state a step's changes in the step, on top of `recipe`"
+                )
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # before any key is built: a merge key has no constructor
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ParamsError(f"{self.name}: line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     with open(path) as f:
-        params = yaml.safe_load(f)
+        params = yaml.load(f, _StrictLoader)
     require(isinstance(params, dict), str(path), "expected a mapping at the top level")
     return params
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_budget.errors import StageError
 from mnist_budget.step_config import Target
 
 EVAL_BATCH = 500  # 10k test images: 0.78 s at 500, 1.8 s at 2000 (cache-bound), 1.0 s at 64
 LAST_EPOCHS = 3  # min_test_accuracy_last_3: how steady the final epochs are
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"]
 
 
 @torch.inference_mode()
@@ -25,6 +29,19 @@ def loss_and_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     logits = predict(model, images)
     loss = F.cross_entropy(logits, labels).item()
     return loss, (logits.argmax(1) == labels).float().mean().item()
+
+
+def load_history(path: Path) -> pd.DataFrame:
+    """A training history, checked: every column, at least one epoch, no missing value."""
+    try:
+        history = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        history = pd.DataFrame()
+    missing = [column for column in HISTORY_COLUMNS if column not in history.columns]
+    if missing or history.empty or history[HISTORY_COLUMNS].isna().any().any():
+        problem = f"lacks the columns {', '.join(missing)}" if missing else "holds no complete epoch"
+        raise StageError(f"{path}: {problem}; retrain its step (dvc repro --force train@<step>)")
+    return history
 
 
 def history_metrics(history: pd.DataFrame, target: Target) -> dict:

@@ -1,11 +1,13 @@
-"""params.yaml -> validated, typed step configs.
+"""params.yaml -> resolved, validated, typed step configs.
 
-Every stage reads its settings through here, so a bad entry stops the stage before any
-work with one message naming the step and the key. `StepConfig`'s fields are the one list
-of step keys: their types, defaults, choices and meanings serve validation and the README.
-Defaults shared by several steps are written in params.yaml with YAML anchors
-(`<<: *recipe`), never inherited here: DVC tracks the resolved `steps.<name>` section, so
-whatever a step trains with must be in it.
+A step is the `recipe` section with the step's own entry deep-merged on top (`resolve`, the
+one place that merges): a mapping merges key by key, except a named mapping (`optimizer`,
+`schedule`) whose `name` changes, which starts over; anything else replaces. The `resolve`
+stage validates every step at once and writes each resolved config to a file that the
+step's train stage depends on, so a typo stops before any training and editing one step
+retrains that step alone. `StepConfig`'s fields are the one list of step keys: their types,
+defaults, choices and meanings serve validation and the README. No YAML merge keys
+(`<<: *recipe`): `dvc exp run -S` writes through their shared mappings into other steps.
 """
 
 from __future__ import annotations
@@ -147,16 +149,35 @@ def load_target(params: dict[str, Any]) -> Target:
     return Target(**values)
 
 
-def load_steps(params: dict[str, Any], section: str = "steps") -> dict[str, StepConfig]:
-    """All steps of a section, validated, in params order (the order of the progression)."""
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` deep-merged over `base` (see the module's docstring)."""
+    out = dict(base)
+    for key, value in changes.items():
+        below = out.get(key)
+        same_name = (
+            isinstance(below, dict)
+            and isinstance(value, dict)
+            and value.get("name", below.get("name")) == below.get("name")
+        )
+        out[key] = merged(below, value) if same_name else value
+    return out
+
+
+def resolve(params: dict[str, Any], section: str = "steps") -> dict[str, dict[str, Any]]:
+    """Each step of `section` as it trains: the recipe with the step's changes on top, in
+    params order (the order of the progression)."""
+    # required (it may be {}): every stage that resolves steps declares it to DVC
+    recipe = params.get("recipe")
+    require(
+        isinstance(recipe, dict), "recipe", f"expected a mapping (every step starts from it), got {recipe!r}"
+    )
     steps = params.get(section)
     require(isinstance(steps, dict) and bool(steps), section, "needs at least one step")
-    return {name: parse_step(name, entry) for name, entry in steps.items()}
+    for name, entry in steps.items():
+        require(isinstance(entry, dict), f"{section}.{name}", f"expected a mapping, got {entry!r}")
+    return {name: merged(recipe, entry) for name, entry in steps.items()}
 
 
-def load_step(name: str, params: dict[str, Any]) -> StepConfig:
-    """One step, after validating every step: a typo in a later step then fails before
-    an earlier one spends minutes training (validation reads, but never uses, the others)."""
-    steps = load_steps(params)
-    require(name in steps, f"steps.{name}", f"no such step; steps are: {', '.join(steps)}")
-    return steps[name]
+def load_steps(params: dict[str, Any], section: str = "steps") -> dict[str, StepConfig]:
+    """All steps of a section, resolved and validated, in params order."""
+    return {name: parse_step(name, entry) for name, entry in resolve(params, section).items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +11,7 @@ from tqdm import tqdm
 
 from mnist_budget.augment import augment
 from mnist_budget.dataset import Mnist
+from mnist_budget.errors import StageError
 from mnist_budget.optim import Schedule, make_optimizer
 from mnist_budget.scoring import loss_and_accuracy
 from mnist_budget.step_config import StepConfig
@@ -21,7 +21,7 @@ NAN_CHECK_EVERY = 100  # batches; checking every batch would sync the device eac
 BAR_UPDATE_EVERY = 50  # batches between loss read-outs on the progress bar
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(StageError):
     pass
 
 
@@ -117,7 +117,6 @@ def fit(
     schedule = Schedule(optimizer, step.schedule, step.epochs, batches)
     history = []
     for epoch in range(1, step.epochs + 1):
-        started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         with tqdm(
             total=batches, desc=f"{step.name} {epoch}/{step.epochs}", unit="batch", mininterval=1
@@ -136,7 +135,6 @@ def fit(
                 "test_loss": round(test_loss, 6),
                 "test_accuracy": round(test_accuracy, 6),
                 "lr": lr,  # at the start of the epoch (per-batch schedules move within it)
-                "seconds": round(time.perf_counter() - started, 2),
             }
         )
     return history, scored

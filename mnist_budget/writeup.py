@@ -11,7 +11,7 @@ import pandas as pd
 
 from mnist_budget.atomic_files import atomic_path, read_json
 from mnist_budget.layout import MAIN, Layout
-from mnist_budget.scoring import LAST_EPOCHS
+from mnist_budget.scoring import LAST_EPOCHS, load_history
 from mnist_budget.step_config import Target
 
 GAP_OVERFIT = 0.005  # train above test by more than 0.5 pp: over-fitting
@@ -20,8 +20,8 @@ GAP_UNDERFIT = -0.002  # train (augmented, in train mode) below test: room to fi
 
 @dataclass(frozen=True)
 class Results:
-    """A pipeline's trained steps, in progression order: each step's params entry (as
-    written, compared between steps), metrics and per-epoch history."""
+    """A pipeline's trained steps, in progression order: each step's resolved config
+    (compared between steps), metrics and per-epoch history."""
 
     layout: Layout
     target: Target
@@ -30,13 +30,13 @@ class Results:
     histories: dict[str, pd.DataFrame]
 
     @classmethod
-    def load(cls, layout: Layout, target: Target, entries: dict[str, dict[str, Any]]) -> Results:
+    def load(cls, layout: Layout, target: Target, names: list[str]) -> Results:
         return cls(
             layout,
             target,
-            entries,
-            {name: read_json(layout.metrics(name)) for name in entries},
-            {name: pd.read_csv(layout.history(name)) for name in entries},
+            {name: read_json(layout.config(name)) for name in names},
+            {name: read_json(layout.metrics(name)) for name in names},
+            {name: load_history(layout.history(name)) for name in names},
         )
 
 
@@ -176,6 +176,6 @@ def write_tables(results: Results, final: str) -> None:
         summary.to_csv(tmp, index=False)
     curves = pd.concat([h.assign(step=n, target=target.test_accuracy) for n, h in results.histories.items()])
     with atomic_path(layout.plots / "curves.csv") as tmp:
-        curves.drop(columns="seconds").to_csv(tmp, index=False)
+        curves.to_csv(tmp, index=False)
     with atomic_path(layout.plots / "confusion_final.csv") as tmp:
         shutil.copyfile(layout.confusion(final), tmp)

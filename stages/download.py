@@ -2,7 +2,8 @@
 
 Sources, in order: $MNIST_MIRROR (a folder or file:// URL), `data.local_mirror`, then the
 HTTP mirrors of `data.mirrors`. Each may hold `<name>.gz` or `<name>`; the sha256 of the
-*decompressed* file is what counts, since re-compressed copies differ byte for byte.
+*decompressed* file is what counts, since re-compressed copies differ byte for byte. The
+expected sums are in data/mnist.sha256, in `sha256sum` format.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import sys
 import urllib.parse
 import urllib.request
@@ -19,35 +21,35 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mnist_budget.atomic_files import write_bytes
-from mnist_budget.cli import exit_on_params_error
-from mnist_budget.layout import RAW_DIR
+from mnist_budget.cli import stage_main
+from mnist_budget.errors import StageError
+from mnist_budget.layout import CHECKSUMS, RAW_DIR
 from mnist_budget.mnist import MNIST_FILES
-from mnist_budget.params import REQUIRED, Key, ParamsError, load_params, read_section, require
+from mnist_budget.params import REQUIRED, Key, ParamsError, load_params, read_section
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 16
 TIMEOUT_S = 30
-DATA_KEYS = {
-    "local_mirror": Key(str, ""),
-    "mirrors": Key(list, REQUIRED),
-    "sha256": Key(dict, REQUIRED, "of the decompressed IDX files"),
-}
+DATA_KEYS = {"mirrors": Key(list, REQUIRED), "local_mirror": Key(str, "")}
+SHA256_LINE = re.compile(r"^([0-9a-f]{64}) [ *](\S+)$")  # as `sha256sum` writes it
 
 
-class DownloadError(RuntimeError):
+class DownloadError(StageError):
     pass
 
 
-def read_data_params(params: dict) -> dict:
-    data = read_section(params.get("data"), DATA_KEYS, "data")
-    for name in MNIST_FILES.values():
-        digest = data["sha256"].get(name)
-        require(
-            isinstance(digest, str) and len(digest) == 64,
-            f"data.sha256.{name}",
-            "needs the 64-hex-digit sha256 of the decompressed file",
-        )
-    return data
+def read_checksums(path: Path = CHECKSUMS) -> dict[str, str]:
+    """File name -> expected sha256 of its decompressed content, for the four MNIST files."""
+    sums = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        match = SHA256_LINE.match(line)
+        if not match:
+            raise DownloadError(f"{path}: line {number}: expected `<64 hex digits>  <file name>`")
+        sums[match.group(2)] = match.group(1)
+    missing = [name for name in MNIST_FILES.values() if name not in sums]
+    if missing:
+        raise DownloadError(f"{path}: no sha256 for {', '.join(missing)}")
+    return sums
 
 
 def mirror_list(data: dict) -> list[str]:
@@ -104,20 +106,18 @@ def download(name: str, sha256: str, mirrors: list[str]) -> bytes:
     )
 
 
-@exit_on_params_error
+@stage_main
 def main() -> None:
-    data = read_data_params(load_params())
+    data = read_section(load_params().get("data"), DATA_KEYS, "data")
+    sums = read_checksums()
     mirrors = mirror_list(data)
     if not mirrors:
         raise ParamsError("data.mirrors: no mirror given and MNIST_MIRROR is not set")
     for name in tqdm(MNIST_FILES.values(), desc="download", unit="file"):
-        content = download(name, data["sha256"][name], mirrors)
+        content = download(name, sums[name], mirrors)
         write_bytes(RAW_DIR / name, content)
     print(f"download: {len(MNIST_FILES)} files verified by sha256 in {RAW_DIR}/", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DownloadError as error:
-        sys.exit(f"error: {error}")
+    main()

@@ -14,13 +14,13 @@ import pandas as pd
 import torch
 
 from mnist_budget.atomic_files import atomic_path, write_json, write_text
-from mnist_budget.cli import exit_on_params_error, pipeline_parser
+from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.dataset import load_mnist
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.model_file import load_model
 from mnist_budget.model_stats import count_params, layer_rows, receptive_field
 from mnist_budget.params import load_params
-from mnist_budget.scoring import history_metrics, meets, predict
+from mnist_budget.scoring import history_metrics, load_history, meets, predict
 from mnist_budget.step_config import load_target, parse_step
 
 
@@ -42,13 +42,13 @@ def layer_table(rows: list[dict]) -> str:
     return table.to_markdown(index=False) + "\n"
 
 
-@exit_on_params_error
+@stage_main
 def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     target = load_target(load_params(layout.params))
     model, config = load_model(layout.model(name))
     data = load_mnist(torch.device("cpu"))
     predicted = predict(model, data.test_images).argmax(1)
-    history = pd.read_csv(layout.history(name))
+    history = load_history(layout.history(name))
     metrics = {
         "test_accuracy": round((predicted == data.test_labels).double().mean().item(), 6),
         **history_metrics(history, target),

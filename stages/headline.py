@@ -10,13 +10,12 @@ from __future__ import annotations
 import statistics
 import sys
 
-import pandas as pd
-
 from mnist_budget.atomic_files import read_json, write_json
-from mnist_budget.cli import exit_on_params_error, pipeline_parser
+from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.params import REQUIRED, Key, ParamsError, load_params, read_section, require
-from mnist_budget.step_config import load_steps
+from mnist_budget.scoring import load_history
+from mnist_budget.step_config import parse_step
 
 HEADLINE_KEYS = {
     "final": Key(str, REQUIRED, "the final step"),
@@ -26,15 +25,18 @@ HEADLINE_KEYS = {
 ROLES = ("final", "tiny")
 
 
-def read_headline_params(params: dict) -> dict:
+def read_headline_params(params: dict, layout: Layout) -> dict:
+    """The section, and each role's own seed from its resolved config."""
     section = read_section(params.get("headline"), HEADLINE_KEYS, "headline")
-    steps = load_steps(params)
     for role in ROLES:
-        require(section[role] in steps, f"headline.{role}", f"{section[role]!r} is not a step in `steps`")
+        config = layout.config(section[role])
+        require(config.is_file(), f"headline.{role}", f"{section[role]!r} is not a step in `steps`")
     seeds = section["extra_seeds"]
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ParamsError(f"headline.extra_seeds: expected a list of integers, got {seeds!r}")
-    own_seeds = {role: steps[section[role]].seed for role in ROLES}
+    own_seeds = {
+        role: parse_step(section[role], read_json(layout.config(section[role]))).seed for role in ROLES
+    }
     for own in own_seeds.values():
         require(own not in seeds, "headline.extra_seeds", f"seed {own} is already the step's own seed")
     return section | {"own_seeds": own_seeds}
@@ -43,7 +45,7 @@ def read_headline_params(params: dict) -> dict:
 def seed_summary(layout: Layout, step: str, own_seed: int, extra_seeds: list[int]) -> dict:
     metrics = read_json(layout.metrics(step))
     accuracies = [metrics["test_accuracy"]] + [
-        float(pd.read_csv(layout.history(step, seed))["test_accuracy"].iloc[-1]) for seed in extra_seeds
+        float(load_history(layout.history(step, seed))["test_accuracy"].iloc[-1]) for seed in extra_seeds
     ]
     return {
         "step": step,
@@ -57,9 +59,9 @@ def seed_summary(layout: Layout, step: str, own_seed: int, extra_seeds: list[int
     }
 
 
-@exit_on_params_error
+@stage_main
 def main(layout: Layout = MAIN_LAYOUT) -> None:
-    section = read_headline_params(load_params(layout.params))
+    section = read_headline_params(load_params(layout.params), layout)
     headline = {
         role: seed_summary(layout, section[role], section["own_seeds"][role], section["extra_seeds"])
         for role in ROLES

@@ -13,6 +13,8 @@ from pathlib import Path
 import vl_convert
 
 from mnist_budget.atomic_files import write_text
+from mnist_budget.cli import stage_main
+from mnist_budget.errors import StageError
 
 PAGE = Path("plots/offline.html")
 # DVC replaces `{plot_divs}` with one <div> + inline <script> calling vegaEmbed per chart;
@@ -47,10 +49,11 @@ TEMPLATE = """<!DOCTYPE html>
 """
 
 
+@stage_main
 def main() -> None:
     bundle = vl_convert.javascript_bundle()  # assigns vegaEmbed, vegaLite and vega to window
     if "{plot_divs}" in bundle or "{scripts}" in bundle:
-        sys.exit("error: the Vega bundle contains a DVC placeholder; the page would break")
+        raise StageError("the Vega bundle contains a DVC placeholder; the page would break")
     write_text(PAGE, TEMPLATE.format(bundle=bundle))
     print(f"plots_page: {PAGE} with the Vega bundle inlined ({len(bundle) // 1024} KiB)", file=sys.stderr)
 

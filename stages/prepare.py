@@ -11,6 +11,7 @@ import sys
 import torch
 
 from mnist_budget.atomic_files import write_bytes, write_json
+from mnist_budget.cli import stage_main
 from mnist_budget.idx import IdxError, read_idx
 from mnist_budget.layout import PREPARED_STATS, PREPARED_TENSORS, RAW_DIR
 from mnist_budget.mnist import IMAGE_SHAPE, MNIST_FILES, NUM_CLASSES
@@ -28,6 +29,7 @@ def load_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype("int64"))
 
 
+@stage_main
 def main() -> None:
     train_images, train_labels = load_split("train")
     test_images, test_labels = load_split("test")
@@ -58,7 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except IdxError as error:
-        sys.exit(f"error: {error}")
+    main()

@@ -12,17 +12,17 @@ import sys
 
 from mnist_budget import progression_report
 from mnist_budget.atomic_files import read_json, write_text
-from mnist_budget.cli import exit_on_params_error, pipeline_parser
+from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.params import load_params
 from mnist_budget.step_config import load_target
 from mnist_budget.writeup import Results, write_tables
 
 
-@exit_on_params_error
+@stage_main
 def main(layout: Layout = MAIN_LAYOUT) -> None:
     params = load_params(layout.params)
-    results = Results.load(layout, load_target(params), params["steps"])
+    results = Results.load(layout, load_target(params), list(params["steps"]))
     headline = read_json(layout.headline) if "headline" in params else None
     final = progression_report.final_step(results, headline)
     progression_report.write_figures(results, final, params.get("public_results", []))

@@ -1,13 +1,19 @@
 """Params validation: every bad entry names the step, the key and the reason."""
 
 import copy
+import difflib
+import re
+from pathlib import Path
 
 import pytest
+from dvc.utils.hydra import apply_overrides
 
 from mnist_budget.nets import build_net
 from mnist_budget.params import ParamsError, load_params
-from mnist_budget.step_config import load_step, load_steps, load_target, parse_step
+from mnist_budget.step_config import load_steps, load_target, parse_step, resolve
 from tests.conftest import SMALL_STEP as VALID
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def entry(**changes):
@@ -96,8 +102,6 @@ def test_repository_params_are_valid():
     ],
 )
 def test_bad_entries_name_step_and_key(changes, expected):
-    import re
-
     message = error_of(entry(**changes))
     assert re.search(expected, message), message
 
@@ -113,12 +117,38 @@ def test_step_names_dvc_cannot_use(name):
     assert "a step name may hold only letters" in error_of(entry(), name=name)
 
 
-def test_load_step_validates_every_step_first():
-    params = {"steps": {"good": entry(), "bad": entry(epochs=-1)}}
+def test_load_steps_validates_every_step():
+    params = {"recipe": {}, "steps": {"good": entry(), "bad": entry(epochs=-1)}}
     with pytest.raises(ParamsError, match=r"steps\.bad\.epochs"):
-        load_step("good", params)
-    with pytest.raises(ParamsError, match="no such step; steps are: good"):
-        load_step("other", {"steps": {"good": entry()}})
+        load_steps(params)
+
+
+def test_a_step_is_its_changes_deep_merged_over_the_recipe():
+    recipe = {k: v for k, v in entry().items() if k not in ("description", "layers")}
+    recipe["schedule"] = {"name": "onecycle", "max_lr": 0.1, "pct_start": 0.2}
+    params = {
+        "recipe": recipe,
+        "steps": {
+            "plain": {"description": "d", "layers": ["conv 8"]},
+            "decay": {"description": "d", "layers": ["conv 8"], "optimizer": {"weight_decay": 0.001}},
+            "adam": {"description": "d", "layers": ["conv 4"], "optimizer": {"name": "adam", "lr": 0.01}},
+            "steplr": {"description": "d", "layers": ["conv 4"], "schedule": {"max_lr": 0.2}},
+        },
+    }
+    steps = resolve(params)
+    assert steps["plain"] == {**recipe, "description": "d", "layers": ["conv 8"]}
+    # a mapping merges key by key...
+    assert steps["decay"]["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.001}
+    assert steps["steplr"]["schedule"] == {"name": "onecycle", "max_lr": 0.2, "pct_start": 0.2}
+    # ...unless its name changes: another optimizer starts over
+    assert steps["adam"]["optimizer"] == {"name": "adam", "lr": 0.01}
+    assert recipe["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9}  # the recipe is untouched
+    assert load_steps(params)["decay"].optimizer["weight_decay"] == 0.001
+
+
+def test_a_step_that_is_not_a_mapping_is_named():
+    with pytest.raises(ParamsError, match=r"^steps\.s2: expected a mapping, got 'oops'$"):
+        resolve({"recipe": {}, "steps": {"s2": "oops"}})
 
 
 def test_target_is_checked():
@@ -126,3 +156,37 @@ def test_target_is_checked():
         load_target({"target": {"test_accuracy": 0.994, "max_epochs": 15}})
     with pytest.raises(ParamsError, match=r"target\.test_accuracy: is a fraction"):
         load_target({"target": {"test_accuracy": 99.4, "max_params": 8000, "max_epochs": 15}})
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("steps:\n  s1: {bn: true}\n  s1: {bn: false}\n", "line 3: duplicate key 's1'"),
+        (
+            "recipe: &r {epochs: 1}\nsteps:\n  s1:\n    <<: *r\n",
+            "line 4: YAML merge keys (<<) are not supported",
+        ),
+    ],
+)
+def test_params_yaml_that_dvc_would_read_otherwise_is_rejected(tmp_path, text, error):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=re.escape(f"{path}: {error}")):
+        load_params(path)
+
+
+@pytest.mark.parametrize("path", ["params.yaml", "references/params.yaml", "seed-systems/params.yaml"])
+def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
+    """Each params file is laid out the way DVC writes it back, so `-S` edits only its value."""
+    copy = tmp_path / "params.yaml"
+    original = (REPO / path).read_text()
+    copy.write_text(original)
+    first_step = next(iter(load_params(copy)["steps"]))
+    apply_overrides(str(copy), ["recipe.seed=7", f"++steps.{first_step}.label_smoothing=0.25"])
+    changed = [
+        line for line in difflib.unified_diff(original.splitlines(), copy.read_text().splitlines(), n=0)
+    ]
+    removed = [line for line in changed if line.startswith("-") and not line.startswith("---")]
+    added = [line for line in changed if line.startswith("+") and not line.startswith("+++")]
+    assert removed == ["-  seed: 1"]
+    assert added == ["+  seed: 7", "+    label_smoothing: 0.25"]

@@ -29,12 +29,15 @@ def test_every_stage_declares_its_import_closure(path):
 
 
 def test_closure_follows_imports_and_nothing_else():
-    # prepare reads IDX files: no torch model code, no params
+    # prepare reads IDX files: no model code (cli and params: the one-line errors)
     assert import_closure("stages.prepare") == [
         "mnist_budget/atomic_files.py",
+        "mnist_budget/cli.py",
+        "mnist_budget/errors.py",
         "mnist_budget/idx.py",
         "mnist_budget/layout.py",
         "mnist_budget/mnist.py",
+        "mnist_budget/params.py",
         "stages/prepare.py",
     ]
     train = import_closure("stages.train")
@@ -50,4 +53,4 @@ def test_sub_pipelines_are_generated_from_the_root(name):
     )
     train = stage_bodies(Path(name) / "dvc.yaml")["train"]
     assert train["cmd"] == f'python -m stages.train "${{key}}" --pipeline {name}'
-    assert f"models/{name}/${{key}}.pt2" in train["outs"]
+    assert {f"models/{name}/${{key}}.pt2": {"persist": True}} in train["outs"]

@@ -6,13 +6,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import vl_convert
+import yaml
 
 from mnist_budget.mnist import MNIST_FILES
 from tests.conftest import serve_folder, write_synthetic_mnist
@@ -35,35 +40,44 @@ METRIC_KEYS = {
     "meets",
 }
 
+# As the project's params.yaml, laid out the way DVC writes it back (block lists, no list
+# last before a comment), so that `dvc exp run -S` changes one line.
 PARAMS = """\
 target: {{test_accuracy: 0.3, max_params: 8000, max_epochs: 15}}
 data:
-  local_mirror: ""
-  mirrors: ["http://127.0.0.1:1/nothing-listens-here/", "{url}"]
-  sha256: {sums}
-recipe: &recipe
+  mirrors:
+  - http://127.0.0.1:1/nothing-listens-here/
+  - {url}
+  local_mirror: ''
+# the recipe every step starts from
+recipe:
+  layers:
+  - conv 4
+  - maxpool
+  - conv 8
+  - gap
+  - conv 10 k=1
   epochs: 1
   batch_size: 32
   seed: 1
   threads: 1
-  optimizer: {{name: adam, lr: 0.01}}
+  optimizer: {{name: adam, lr: 0.01}}  # Adam, as the seed write-ups
 steps:
   tiny-a:
-    <<: *recipe
     description: A tiny net.
-    layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
   tiny-b:
-    <<: *recipe
     description: The same with SGD and rotation.
     optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
     augment: {{rotate: 5}}
-    layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
-public_results:
-  - {{label: a published result, params: 500, accuracy: 0.5}}
 headline:
+  extra_seeds:
+  - 2
   final: tiny-b
   tiny: tiny-a
-  extra_seeds: [2]
+public_results:
+- label: a published result
+  params: 500
+  accuracy: 0.5
 """
 
 
@@ -117,7 +131,9 @@ def project(tmp_path_factory):
     shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
     (root / "plots" / "offline.html").unlink()  # the plots_page stage must build it
     with serve_folder(served) as url:
-        (root / "params.yaml").write_text(PARAMS.format(url=url, sums=json.dumps(sums)))
+        (root / "params.yaml").write_text(PARAMS.format(url=url))
+        (root / "data").mkdir()
+        (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "project"], root, env)
         first = run(["dvc", "repro"], root, env)
@@ -134,6 +150,8 @@ def test_every_output_exists(project):
         "data/prepared/stats.json",
         "dvc.lock",
         "reports/report.md",
+        "reports/configs/tiny-a.json",
+        "reports/configs/tiny-b.json",
         "reports/summary.csv",
         "reports/figures/accuracy.png",
         "reports/figures/loss.png",
@@ -168,8 +186,8 @@ def test_metrics_have_the_keys_and_sane_values(project):
         assert metrics["first_epoch_at_target"] in (None, 1)
         assert set(metrics["meets"]) == {"accuracy", "params", "epochs", "all"}
         assert metrics["meets"]["params"] and metrics["meets"]["epochs"]
-        history = (root / f"reports/steps/{step}/history.csv").read_text().splitlines()
-        final_from_training = float(history[-1].split(",")[4])
+        history = pd.read_csv(root / f"reports/steps/{step}/history.csv")
+        final_from_training = float(history["test_accuracy"].iloc[-1])
         # the exported model scores exactly what training measured at its last epoch
         assert metrics["test_accuracy"] == pytest.approx(final_from_training, abs=1e-6)
         assert metrics["min_test_accuracy_last_3"] == pytest.approx(final_from_training, abs=1e-6)
@@ -219,11 +237,27 @@ def test_metrics_show_lists_every_step(project):
 
 
 def chromium() -> str:
+    """Chromium's path. Without it the test skips, except under CI (CI=true), where it must run."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found and os.environ.get("MNIST_SKIP_BROWSER") == "1":
-        pytest.skip("MNIST_SKIP_BROWSER=1 and no chromium")
-    assert found, "the browser test needs Chromium: apt-get install chromium (or MNIST_SKIP_BROWSER=1)"
+    if not found:
+        message = "the browser test needs Chromium: apt-get install chromium (.ci/run installs it)"
+        assert os.environ.get("CI") != "true", message
+        pytest.skip(message)
     return found
+
+
+def test_every_chart_renders_to_svg_without_a_browser(project):
+    """vl-convert renders the Vega-Lite spec of each `dvc plots show` chart, data included."""
+    root, env, _ = project
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], root, env).stdout)["data"]
+    specs = {
+        name: plot["content"] for name, plots in shown.items() for plot in plots if plot["type"] == "vega"
+    }
+    assert len(specs) == 4, sorted(specs)
+    for name, spec in specs.items():
+        svg = vl_convert.vegalite_to_svg(spec)
+        assert svg.startswith("<svg") and svg.count("<path") > 2, name
+        assert "role-mark" in svg, name
 
 
 def rendered_dom(page: Path, tmp_path: Path) -> str:
@@ -276,45 +310,196 @@ def edited_params(root: Path, old: str, new: str) -> Iterator[None]:
         params.write_text(original)
 
 
-def test_changing_one_step_invalidates_only_that_step(project):
+def tracked_state(root: Path, env: dict) -> tuple[str, str]:
+    """What a re-run must not change: dvc.lock and `git status` (every git-tracked output)."""
+    return (root / "dvc.lock").read_text(), run(["git", "status", "--porcelain"], root, env).stdout
+
+
+def output_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for folder in ("models", "reports/steps")
+        for p in sorted((root / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def resolved(root: Path, step: str) -> dict:
+    return json.loads((root / f"reports/configs/{step}.json").read_text())
+
+
+def test_a_forced_retrain_writes_the_same_bytes(project):
+    """Same params, same machine: the model file, the history and dvc.lock come out identical."""
     root, env, _ = project
+    before, outputs = tracked_state(root, env), output_bytes(root)
+    ran = stages_ran(["dvc", "repro", "--force", "--single-item", "train@tiny-a"], root, env)
+    assert ran == ["train@tiny-a"]
+    assert tracked_state(root, env) == before
+    assert output_bytes(root) == outputs
+    assert "Running stage" not in run(["dvc", "repro"], root, env).stdout  # nothing downstream changed
+
+
+def test_editing_one_step_retrains_that_step_alone(project):
+    root, env, _ = project
+    before = tracked_state(root, env)
     with edited_params(root, "{name: sgd, lr: 0.05,", "{name: sgd, lr: 0.02,"):
-        status = json.loads(run(["dvc", "status", "--json"], root, env).stdout)
-        changed = {"train@tiny-b", "evaluate@tiny-b", "seed_runs@tiny-b-2", "headline", "report"}
-        assert set(status) <= changed
-        assert {"train@tiny-b", "seed_runs@tiny-b-2", "report"} <= set(status)
         diff = json.loads(run(["dvc", "params", "diff", "--json"], root, env).stdout)
         change = diff["params.yaml"]["steps.tiny-b.optimizer.lr"]
         assert (change["old"], change["new"]) == (0.05, 0.02)
         assert list(diff["params.yaml"]) == ["steps.tiny-b.optimizer.lr"]
+        ran = stages_ran(["dvc", "repro"], root, env)
+        assert ran[0] == "resolve"
+        assert set(ran) == retrained("tiny-b")
+        assert resolved(root, "tiny-b")["optimizer"] == {"name": "sgd", "lr": 0.02, "momentum": 0.9}
+    run(["dvc", "repro"], root, env)  # back to the committed params: the same bytes again
+    assert tracked_state(root, env) == before
 
 
-def test_invalid_params_stop_before_training_with_one_line(project):
+def retrained(step: str) -> set[str]:
+    """The stages a change to one step's resolved config reruns (seed 2: the headline's)."""
+    return {"resolve", f"train@{step}", f"evaluate@{step}", f"seed_runs@{step}-2", "headline", "report"}
+
+
+def exp_run(root: Path, env: dict, override: str) -> tuple[list[str], str, dict]:
+    """`dvc exp run -S override` in the workspace: the stages it ran and the params.yaml it
+    left and the resolved configs; then the workspace goes back to the committed results."""
+    ran = stages_ran(["dvc", "exp", "run", "-S", override], root, env)
+    params = (root / "params.yaml").read_text()
+    configs = {step: resolved(root, step) for step in STEPS}
+    run(["git", "checkout", "--", "."], root, env)
+    run(["dvc", "checkout", "--force"], root, env)
+    return ran, params, configs
+
+
+def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    return [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+
+
+def test_exp_run_set_recipe_changes_every_step_that_inherits_it(project):
     root, env, _ = project
-    with edited_params(
-        root, "layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]\n", "layers: [conv 4, pool]\n"
-    ):
-        models = {p: p.stat().st_mtime_ns for p in (root / "models").iterdir()}
-        result = run([sys.executable, "-m", "stages.train", "tiny-b"], root, env, check=False)
-        assert result.returncode == 2
-        assert result.stderr.strip().splitlines() == [
+    original = (root / "params.yaml").read_text()
+    ran, params, configs = exp_run(root, env, "recipe.optimizer.lr=0.02")
+    # tiny-b names another optimizer (sgd): it starts over and keeps its own lr
+    assert set(ran) == retrained("tiny-a")
+    assert configs["tiny-a"]["optimizer"] == {"name": "adam", "lr": 0.02}
+    assert configs["tiny-b"]["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+    # DVC rewrote one value, and kept the file's layout and comments
+    assert changed_lines(original, params) == [
+        ("  optimizer: {name: adam, lr: 0.01}  # Adam, as the seed write-ups",
+         "  optimizer: {name: adam, lr: 0.02}  # Adam, as the seed write-ups"),
+    ]  # fmt: skip
+
+
+def test_exp_run_set_one_step_changes_exactly_that_step(project):
+    root, env, _ = project
+    original = (root / "params.yaml").read_text()
+    ran, params, configs = exp_run(root, env, "++steps.tiny-a.optimizer.lr=0.03")
+    assert set(ran) == retrained("tiny-a")
+    assert configs["tiny-a"]["optimizer"] == {"name": "adam", "lr": 0.03}
+    assert configs["tiny-b"]["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+    assert yaml.safe_load(params)["recipe"]["optimizer"]["lr"] == 0.01
+    assert yaml.safe_load(params)["steps"]["tiny-a"] == {
+        "description": "A tiny net.",
+        "optimizer": {"lr": 0.03},
+    }
+    assert len(params.splitlines()) == len(original.splitlines()) + 2  # `optimizer:` and `lr:` added
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        (
+            "  tiny-b:\n    description: The same",
+            "  tiny-b:\n    layers: [conv 4, pool]\n    description: The same",
             (
-                "error: invalid params: steps.tiny-a.layers[1]: unknown layer 'pool'; "
+                "error: invalid params: steps.tiny-b.layers[1]: unknown layer 'pool'; "
                 "valid: conv, sepconv, maxpool, avgpool, gap, dense, inception, residual"
-            )
-        ]
-        assert {p: p.stat().st_mtime_ns for p in (root / "models").iterdir()} == models
+            ),
+        ),
+        (
+            "  tiny-b:\n",
+            "  tiny b:\n",
+            (
+                "error: invalid params: steps.tiny b: a step name may hold only letters, digits, '-' and '_' "
+                "(DVC uses it in stage names)"
+            ),
+        ),
+    ],
+    ids=["typo", "space-in-name"],
+)
+def test_bad_params_stop_before_training_and_delete_nothing(project, old, new, error):
+    root, env, _ = project
+    before, outputs = tracked_state(root, env), output_bytes(root)
+    with edited_params(root, old, new):
+        result = run(["dvc", "repro"], root, env, check=False)
+        assert result.returncode != 0
+        assert "Running stage 'resolve'" in result.stdout and "Running stage 'train" not in result.stdout
+        assert [line for line in result.stderr.splitlines() if line.startswith("error: invalid")] == [error]
+    assert output_bytes(root) == outputs and tracked_state(root, env) == before
+    assert "Running stage" not in run(["dvc", "repro"], root, env).stdout  # the failed run changed nothing
+
+
+def test_a_header_only_history_is_an_error_not_a_report(project):
+    root, env, _ = project
+    history = root / "reports/steps/tiny-a/history.csv"
+    original = history.read_text()
+    history.write_text(original.splitlines()[0] + "\n")
+    try:
+        result = run([sys.executable, "-m", "stages.report"], root, env, check=False)
+    finally:
+        history.write_text(original)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        (
+            "error: reports/steps/tiny-a/history.csv: holds no complete epoch; "
+            "retrain its step (dvc repro --force train@<step>)"
+        )
+    ]
+
+
+def limited_file_size(limit: int):
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_names_the_model_file_and_keeps_the_old_one(project):
+    root, env, _ = project
+    outputs = output_bytes(root)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train", "tiny-a"],
+        cwd=root, env=env, capture_output=True, text=True, check=False, preexec_fn=limited_file_size(4096),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: models/tiny-a.pt2: File too large"
+    assert output_bytes(root) == outputs
+    assert not list(root.rglob(".*.tmp*"))
+
+
+def test_an_unwritable_output_folder_fails_before_training(project):
+    root, env, _ = project
+    (root / "models/seeds-blocker").write_text("")
+    seeds = root / "models" / "seeds"
+    moved = seeds.rename(root / "models" / "seeds-moved")
+    (root / "models/seeds-blocker").rename(seeds)  # a file where the folder should be
+    try:
+        result = run([sys.executable, "-m", "stages.train", "tiny-a", "--seed", "7"], root, env, check=False)
+    finally:
+        seeds.unlink()
+        moved.rename(seeds)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: models/seeds: File exists"]  # no training line
 
 
 REFERENCE_PARAMS = """\
 target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
+recipe: {epochs: 1, batch_size: 32, seed: 1}
 steps:
   ref-separable:
     description: Separable convs, SiLU, AdamW, cosine, shear.
     layers: [conv 4 p=1, sepconv 8, avgpool, gap, dense 10]
-    epochs: 1
-    batch_size: 32
-    seed: 1
     activation: silu
     optimizer: {name: adamw, lr: 0.01}
     schedule: {name: cosine}
@@ -327,6 +512,7 @@ def test_reference_pipeline_shares_the_data_and_writes_apart(project):
     root, env, _ = project
     add_pipeline(root, "references", REFERENCE_PARAMS)
     assert stages_ran(["dvc", "repro", "references/dvc.yaml"], root, env) == [
+        "references/dvc.yaml:resolve",
         "references/dvc.yaml:train@ref-separable",
         "references/dvc.yaml:evaluate@ref-separable",
         "references/dvc.yaml:report",
@@ -345,7 +531,7 @@ def test_reference_pipeline_shares_the_data_and_writes_apart(project):
 
 SYSTEMS_PARAMS = """\
 target: {test_accuracy: 0.3, max_params: 10000, max_epochs: 15}
-recipe: &recipe
+recipe:
   epochs: 2
   batch_size: 32
   seed: 1
@@ -353,16 +539,13 @@ recipe: &recipe
   optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
 steps:
   x-small:
-    <<: *recipe
     description: System x's only trained step.
     layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
   y-small:
-    <<: *recipe
     description: System y's step.
     layers: [conv 4, maxpool, conv 8, gap, dense 10]
 gpu_steps:
   x-huge:
-    <<: *recipe
     description: Too big for a CPU.
     layers: [conv 64, conv 128, gap, conv 10 k=1]
 systems:
@@ -387,6 +570,7 @@ def test_seed_systems_run_one_system_alone_then_compare(project):
     root, env, _ = project
     add_pipeline(root, "seed-systems", SYSTEMS_PARAMS)
     assert stages_ran(["dvc", "repro", "--glob", "seed-systems/dvc.yaml:*@x-*"], root, env) == [
+        "seed-systems/dvc.yaml:resolve",
         "seed-systems/dvc.yaml:train@x-small",
         "seed-systems/dvc.yaml:evaluate@x-small",
     ]

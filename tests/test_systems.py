@@ -25,6 +25,7 @@ SEED_SYSTEMS = Path(__file__).resolve().parents[1] / "seed-systems" / "params.ya
 from tests.conftest import SMALL_STEP as STEP
 
 PARAMS = {
+    "recipe": {},
     "steps": {"a-small": STEP},
     "gpu_steps": {"a-big": {**STEP, "layers": ["conv 256", "conv 256", "gap", "conv 10 k=1"]}},
     "systems": {
