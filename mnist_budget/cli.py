@@ -36,8 +36,9 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
 
 
 def handle_signals() -> None:
-    """Exit cleanly on SIGTERM or SIGHUP, and get SIGTERM when the parent (dvc, or the shell
-    it started) dies: otherwise a stopped `dvc repro` leaves its stage running, orphaned."""
+    """Exit cleanly on SIGTERM or SIGHUP, and get SIGTERM when the parent dies: otherwise a stopped `dvc repro` leaves its stage
+    running, orphaned. The parent is dvc itself because every dvc.yaml command starts with
+    `exec` (dash, DVC's shell when $SHELL is unset, would otherwise stay in between)."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _exit_on_signal)
     if sys.platform == "linux":

@@ -131,7 +131,7 @@ def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
     reports = layout.reports
     return {
         "wdir": "..",
-        "cmd": f"python -m {report.module} --pipeline {layout.name}",
+        "cmd": f"exec python -m {report.module} --pipeline {layout.name}",
         "deps": [f"{reports}/configs", f"{reports}/steps", *report.data, *import_closure(report.module)],
         "params": [{str(layout.params): list(report.sections)}],
         "outs": [

@@ -28,6 +28,14 @@ def test_every_stage_declares_its_import_closure(path):
         assert declared == import_closure(module), f"{path}: stage {name} ({module})"
 
 
+@pytest.mark.parametrize("path", PIPELINES, ids=str)
+def test_every_stage_command_replaces_the_shell(path):
+    # Without `exec`, dash (DVC's shell when $SHELL is unset) stays between dvc and the stage,
+    # and a `dvc repro` stopped with SIGTERM leaves the stage running (tests/test_faults.py).
+    for name, stage in stage_bodies(path).items():
+        assert stage["cmd"].startswith("exec python -m stages."), f"{path}: stage {name}"
+
+
 def test_closure_follows_imports_and_nothing_else():
     # prepare reads IDX files: no model code (cli and params: the one-line errors)
     assert import_closure("stages.prepare") == [
@@ -52,5 +60,5 @@ def test_sub_pipelines_are_generated_from_the_root(name):
         f"run `python -m mnist_budget.dvc_yaml` to rewrite {name}/dvc.yaml"
     )
     train = stage_bodies(Path(name) / "dvc.yaml")["train"]
-    assert train["cmd"] == f'python -m stages.train "${{key}}" --pipeline {name}'
+    assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name}'
     assert {f"models/{name}/${{key}}.pt2": {"persist": True}} in train["outs"]
