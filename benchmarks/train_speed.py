@@ -115,7 +115,7 @@ def measure(step, repeats: int, train_images: int, root: Path) -> dict[str, list
     data.train_images, data.train_labels = data.train_images[:train_images], data.train_labels[:train_images]
     data.test_images, data.test_labels = data.test_images[:test_images], data.test_labels[:test_images]
     train_loader, test_loader = conventional_loaders(step, train_images, test_images, root)
-    generator = seed_everything(step.seed)
+    generator = seed_everything(step.seeds[0])
     model = build_net(step).to(memory_format=torch.channels_last)  # as stages.train builds it
     optimizer = make_optimizer(model, step.optimizer)
     average = WeightAverage(model, step.ema) if step.ema else None

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from mnist_budget.atomic_files import atomic_path
+from mnist_budget.scoring import mean_curve
 
 DPI = 120
 
@@ -24,19 +25,22 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 
 def accuracy_curves(histories: dict[str, pd.DataFrame], target: float, path: Path) -> None:
-    """Test accuracy per epoch of every step, zoomed to where the steps differ."""
+    """Test accuracy per epoch of every step: the mean over its seeds, a band from the
+    lowest to the highest seed, zoomed to where the steps differ."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     lowest = target
     for name, history in histories.items():
-        percent = history["test_accuracy"] * 100
-        ax.plot(history["epoch"], percent, marker="o", markersize=3, label=name)
+        by_epoch = history.groupby("epoch")["test_accuracy"]
+        mean, low, high = (by_epoch.agg(how) * 100 for how in ("mean", "min", "max"))
+        (line,) = ax.plot(mean.index, mean, marker="o", markersize=3, label=name)
+        ax.fill_between(mean.index, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
         # the first epochs of a weak step would flatten every other curve: zoom on the tail
-        lowest = min(lowest, history["test_accuracy"].iloc[len(history) // 3 :].min())
+        lowest = min(lowest, low.iloc[len(low) // 3 :].min() / 100)
     ax.axhline(target * 100, color="black", linestyle="--", linewidth=1, label=f"target {target:.2%}")
     ax.set_ylim(max(lowest * 100 - 0.2, 90), 100)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Test accuracy per epoch")
+    ax.set_title("Test accuracy per epoch: mean over seeds, band from the lowest to the highest seed")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     _save(fig, path)
@@ -65,9 +69,9 @@ def claims_vs_reproduced(points: list[tuple[str, float, float]], target: float, 
 
 
 def loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
-    """Train (dashed) and test (solid) loss per epoch, log scale."""
+    """Train (dashed) and test (solid) loss per epoch, mean over seeds, log scale."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, history in histories.items():
+    for name, history in ((n, mean_curve(h)) for n, h in histories.items()):
         (line,) = ax.plot(history["epoch"], history["test_loss"], label=f"{name} test")
         ax.plot(
             history["epoch"],
@@ -79,23 +83,28 @@ def loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss (log scale)")
-    ax.set_title("Train (dashed) and test (solid) loss")
+    ax.set_title("Train (dashed) and test (solid) loss, mean over seeds")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     _save(fig, path)
 
 
-def params_vs_accuracy(steps: dict[str, tuple[int, float]], public: list[dict], target, path: Path) -> None:
-    """Each step's parameters against its final test accuracy, with published results
-    (labelled, from params.yaml `public_results`) and the budget and target lines."""
+def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: list[dict], target, path: Path) -> None:
+    """Each step's parameters against its final test accuracy over seeds (mean, a bar from
+    the lowest to the highest seed), with published results (labelled, from params.yaml
+    `public_results`) and the budget and target lines."""
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    bottom = min(a for _, a in steps.values()) * 100 - 0.4  # zoom on the steps, not on outliers
+    bottom = min(a["min"] for _, a in steps.values()) * 100 - 0.4  # zoom on the steps, not on outliers
     gap = (100 - bottom) / 28  # about one label line
     label_y = -1.0
-    for name, (params, accuracy) in sorted(steps.items(), key=lambda item: item[1][1]):
+    for name, (params, spread) in sorted(steps.items(), key=lambda item: item[1][1]["mean"]):
+        accuracy = spread["mean"]
         # many steps share a parameter count: stack their labels to the left, one line apart
         label_y = max(accuracy * 100, label_y + gap)
-        ax.scatter(params, accuracy * 100, color="tab:blue", zorder=3)
+        ax.errorbar(
+            params, accuracy * 100, [[(accuracy - spread["min"]) * 100], [(spread["max"] - accuracy) * 100]],
+            fmt="o", color="tab:blue", capsize=3, zorder=3,
+        )  # fmt: skip
         ax.annotate(
             f"{name} {accuracy:.2%}", (params, accuracy * 100), xytext=(params * 0.83, label_y),
             ha="right", va="center", fontsize=8, color="tab:blue",
@@ -123,7 +132,10 @@ def params_vs_accuracy(steps: dict[str, tuple[int, float]], public: list[dict], 
     ax.set_ylim(bottom, 100)
     ax.set_xlabel("parameters, trainable + non-trainable (log scale)")
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title("Parameters against final test accuracy: this progression (blue), published (gray)")
+    ax.set_title(
+        "Parameters against final test accuracy: this progression (blue: mean, bar: lowest to\n"
+        "highest seed), published (gray, single runs)"
+    )
     if hidden:
         ax.text(0.01, 0.01, "below the chart: " + "; ".join(hidden), transform=ax.transAxes, fontsize=7)
     ax.grid(alpha=0.3, which="both")

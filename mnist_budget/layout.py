@@ -42,16 +42,17 @@ class Layout:
     def config(self, step: str) -> Path:
         return self.configs / f"{step}.json"
 
-    def model(self, step: str, seed: int | None = None) -> Path:
-        folder = self.models if seed is None else self.models / "seeds"
-        return folder / f"{run_name(step, seed)}.pt2"  # torch.export's archive format
+    def model_dir(self, step: str) -> Path:
+        return self.models / step  # one model file per seed
+
+    def model(self, step: str, seed: int) -> Path:
+        return self.model_dir(step) / f"seed{seed}.pt2"  # torch.export's archive format
 
     def step_dir(self, step: str) -> Path:
         return self.reports / "steps" / step
 
-    def history(self, step: str, seed: int | None = None) -> Path:
-        folder = self.step_dir(step) if seed is None else self.reports / "seeds" / run_name(step, seed)
-        return folder / "history.csv"
+    def history(self, step: str) -> Path:
+        return self.step_dir(step) / "history.csv"  # every seed's epochs, a `seed` column first
 
     def metrics(self, step: str) -> Path:
         return self.step_dir(step) / "metrics.json"
@@ -73,11 +74,6 @@ class Layout:
     @property
     def plots(self) -> Path:
         return self.reports / "plots"  # data series that `dvc plots show` draws
-
-
-def run_name(step: str, seed: int | None = None) -> str:
-    """A step's own run is named after it; a re-run with another seed gets a suffix."""
-    return step if seed is None else f"{step}-seed{seed}"
 
 
 MAIN_LAYOUT = Layout.of(MAIN)

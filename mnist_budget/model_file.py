@@ -3,7 +3,8 @@ carries the step's params (the recipe it was trained with) as an extra file.
 
 The archive is built in memory, then written by Python: the same model gives the same bytes
 (written to a file, torch names the archive's inner folder after that file, a random temp
-name), and a full disk is an OSError naming the path, not a C++ abort."""
+name); the caller writes the bytes, so a full disk is an OSError naming the path, not a C++
+abort, and a training worker hands its model back as bytes."""
 
 from __future__ import annotations
 
@@ -15,20 +16,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnist_budget.atomic_files import write_bytes
 from mnist_budget.mnist import IMAGE_SHAPE
 
 CONFIG_FILE = "config.json"
 
 
-def save_model(model: nn.Module, config: dict[str, Any], path: Path) -> None:
-    """Export `model` (in eval mode, on the CPU) with a dynamic batch dimension."""
+def model_bytes(model: nn.Module, config: dict[str, Any]) -> bytes:
+    """The archive of `model` exported (in eval mode, on the CPU) with a dynamic batch dimension."""
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     example = torch.zeros(2, *IMAGE_SHAPE)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     archive = io.BytesIO()
     torch.export.save(program, archive, extra_files={CONFIG_FILE: json.dumps(config)})
-    write_bytes(path, archive.getvalue())
+    return archive.getvalue()
 
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:

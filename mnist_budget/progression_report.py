@@ -10,7 +10,8 @@ import torch
 
 from mnist_budget import figures
 from mnist_budget.layout import MAIN, PREPARED_TENSORS
-from mnist_budget.writeup import Results, mark, progression_table, reproduce_section, step_section
+from mnist_budget.scoring import per_seed
+from mnist_budget.writeup import Results, mark, progression_table, reproduce_section, seeds_text, step_section
 
 MISCLASSIFIED_SHOWN = 24
 
@@ -31,7 +32,8 @@ def headline_table(results: Results, headline: dict[str, Any]) -> str:
                 "mean": f"**{h['mean']:.2%}**",
                 "min": f"{h['min']:.2%}",
                 "std": f"{h['std'] * 100:.3f} pp",
-                "mean ≥ target": mark(h["mean"] >= results.target.test_accuracy),
+                "mean ≥ target": mark(m["meets"]["accuracy"]),
+                "every seed ≥ target": mark(m["meets"]["every_seed"]),
                 "params ≤ budget": mark(m["meets"]["params"]),
                 "epochs ≤ budget": mark(m["meets"]["epochs"]),
             }
@@ -43,33 +45,36 @@ def headline_section(results: Results, final: str, headline: dict[str, Any] | No
     m, target = results.metrics[final], results.target
     out = [
         (
-            f"Target: **{target.test_accuracy:.2%}** final-epoch test accuracy with at most "
+            f"Target: **{target.test_accuracy:.2%}** final-epoch test accuracy, on every seed, with at most "
             f"**{target.max_params:,}** parameters in at most **{target.max_epochs}** epochs."
         ),
         "",
     ]
-    if headline is None:
-        verdict = "meets" if m["meets"]["all"] else "does not meet"
-        return out + [
-            (
-                f"**Last step `{final}`: {m['params_total']:,} parameters, {m['epochs']} epochs, "
-                f"{m['test_accuracy']:.2%} final-epoch test accuracy: it {verdict} the target and the budget.**"
-            ),
-            "",
-        ]
-    h = headline["final"]
-    all_meet = h["mean"] >= target.test_accuracy and m["meets"]["params"] and m["meets"]["epochs"]
-    return out + [
+    accuracy = m["test_accuracy"]
+    role = "Final model" if headline else "Last step"
+    out += [
         (
-            f"**Final model `{final}`: {m['params_total']:,} parameters, {m['epochs']} epochs, "
-            f"{h['mean']:.2%} mean final-epoch test accuracy over seeds {', '.join(map(str, h['seeds']))} "
-            f"(min {h['min']:.2%}, std {h['std'] * 100:.3f} pp): it "
-            f"{'meets' if all_meet else 'does not meet'} the target and the budget.**"
+            f"**{role} `{final}`: {m['params_total']:,} parameters, {m['epochs']} epochs, "
+            f"{accuracy['mean']:.2%} mean final-epoch test accuracy over {seeds_text(m['seeds'])} "
+            f"(min {accuracy['min']:.2%}, std {accuracy['std'] * 100:.3f} pp): {verdict(m)}.**"
         ),
         "",
-        headline_table(results, headline),
-        "",
     ]
+    return out + [headline_table(results, headline), ""] if headline else out
+
+
+def verdict(m: dict[str, Any]) -> str:
+    """What a step meets, saying so when the mean meets the target and a seed does not."""
+    meets = m["meets"]
+    budget = "within" if meets["params"] and meets["epochs"] else "outside"
+    if meets["every_seed"]:
+        accuracy = "meets the target on every seed"
+    elif meets["accuracy"]:
+        low = min(per_seed(m["test_accuracy"]).items(), key=lambda item: item[1])
+        accuracy = f"meets the target on the mean but not on every seed (seed {low[0]}: {low[1]:.2%})"
+    else:
+        accuracy = "does not meet the target"
+    return f"it {accuracy}, {budget} the budget"
 
 
 def final_model_section(results: Results, final: str) -> list[str]:
@@ -126,7 +131,7 @@ def write_figures(results: Results, final: str, public_results: list[dict[str, A
     layout, metrics, target = results.layout, results.metrics, results.target
     figures.accuracy_curves(results.histories, target.test_accuracy, layout.figures / "accuracy.png")
     figures.loss_curves(results.histories, layout.figures / "loss.png")
-    points = {name: (m["params_total"], m["test_accuracy"]) for name, m in metrics.items()}
+    points = {name: (m["params_total"], m["test_accuracy"]) for name, m in metrics.items()}  # over seeds
     figures.params_vs_accuracy(points, public_results, target, layout.figures / "params_vs_accuracy.png")
     confusion = pd.read_csv(layout.confusion(final))
     figures.confusion_matrix(confusion, final, layout.figures / "confusion.png")

@@ -16,6 +16,7 @@ import pandas as pd
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
 from mnist_budget.params import REQUIRED, Key, ParamsError, read_section, require
+from mnist_budget.scoring import mean_curve
 from mnist_budget.step_config import StepConfig, load_steps
 
 COUNTS = {
@@ -119,12 +120,14 @@ def load_systems(params: dict[str, Any]) -> dict[str, System]:
 
 
 def claimed_accuracy(claim: Claim, metrics: dict, history: pd.DataFrame) -> float:
-    """The reproduction's accuracy read the way the claim was: final, best or at an epoch."""
+    """The reproduction's accuracy read the way the claim was: final, best or at an epoch
+    (each the mean over the step's seeds)."""
     if claim.accuracy_at == "final":
-        return metrics["test_accuracy"]
+        return metrics["test_accuracy"]["mean"]
     if claim.accuracy_at == "best":
         return metrics["best_test_accuracy"]
-    row = history.loc[history["epoch"] == claim.accuracy_at, "test_accuracy"]
+    curve = mean_curve(history)
+    row = curve.loc[curve["epoch"] == claim.accuracy_at, "test_accuracy"]
     if row.empty:
         raise ParamsError(f"claim for {claim.step}: the run has no epoch {claim.accuracy_at}")
     return float(row.iloc[0])
@@ -173,7 +176,7 @@ def comparison_rows(
                     "claimed accuracy": claim.describe_accuracy(),
                     "claimed epochs": claim.epochs,
                     "reproduced params": f"{counts[key]:,}",
-                    "final-epoch acc": f"{m['test_accuracy']:.2%}" if m else "GPU only",
+                    "final-epoch acc": f"{m['test_accuracy']['mean']:.2%}" if m else "GPU only",
                     "best-epoch acc*": f"{m['best_test_accuracy']:.2%} @{m['best_epoch']}"
                     if m
                     else "GPU only",

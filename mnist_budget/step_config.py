@@ -45,7 +45,12 @@ class StepConfig:
     layers: tuple[Layer, ...] = _key(list, doc="the layer list (see Layers)")
     epochs: int = _key(int, doc="passes over the training set")
     batch_size: int = _key(int, doc="images per optimizer step")
-    seed: int = _key(int, doc="seeds the weights, the data order and the augmentation")
+    seeds: tuple[int, ...] = _key(
+        list,
+        [1, 2, 3],
+        "each seed trains the whole recipe once (weights, data order, augmentation); the step's "
+        "results are over these seeds",
+    )
     optimizer: Mapping[str, Any] = _key(dict, doc="`name` and its keys: see Optimizers")
     schedule: Mapping[str, Any] = _key(dict, {"name": "none"}, "`name` and its keys: see Schedules")
     augment: Mapping[str, float] = _key(dict, {}, "random per-image transforms: see Augmentation")
@@ -68,7 +73,11 @@ class StepConfig:
     )
     dropout: float = _key(float, 0.0, "default dropout of every conv layer")
     conv_bias: bool = _key(bool, False, "default bias of every conv layer")
-    threads: int = _key(int, 0, "torch threads; 0: every core; `$MNIST_THREADS` overrides")
+    threads: int = _key(
+        int,
+        0,
+        "seeds trained side by side, one thread each; 0: one per core; `$MNIST_THREADS` overrides",
+    )
     device: str = _key(str, "auto", "`auto`: CUDA when present", ("auto", "cpu", "cuda"))
     precision: str = _key(
         str,
@@ -102,10 +111,23 @@ def parse_step(name: str, entry: Any) -> StepConfig:
         where,
         "a step name may hold only letters, digits, '-' and '_' (DVC uses it in stage names)",
     )
+    # `seed` (one number) was this key's name before every step trained several seeds
+    require(
+        not (isinstance(entry, dict) and "seed" in entry),
+        f"{where}.seed",
+        "is now `seeds`, a list: seeds: [1]",
+    )
     values = read_section(entry, STEP_KEYS, where)
     for key in ("epochs", "batch_size"):
         require(values[key] >= 1, f"{where}.{key}", "must be at least 1")
-    require(values["threads"] >= 0, f"{where}.threads", "must be 0 (all cores) or more")
+    require(values["threads"] >= 0, f"{where}.threads", "must be 0 (one per core) or more")
+    seeds = values["seeds"]
+    require(
+        bool(seeds) and all(type(s) is int and s >= 0 for s in seeds) and len(set(seeds)) == len(seeds),
+        f"{where}.seeds",
+        f"expected a list of distinct non-negative integers, got {seeds!r}",
+    )
+    values["seeds"] = tuple(seeds)
     require(0 <= values["dropout"] < 1, f"{where}.dropout", "must be in [0, 1)")
     require(0 <= values["label_smoothing"] < 1, f"{where}.label_smoothing", "must be in [0, 1)")
     require(0 <= values["ema"] < 1, f"{where}.ema", "is a decay in [0, 1), 0 for none")

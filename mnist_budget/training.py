@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -106,10 +107,16 @@ def train_epoch(
 
 
 def fit(
-    model: nn.Module, data: Mnist, step: StepConfig, generator: torch.Generator
+    model: nn.Module,
+    data: Mnist,
+    step: StepConfig,
+    generator: torch.Generator,
+    label: str = "",
+    bar_line: int = 0,
 ) -> tuple[list[dict], nn.Module]:
     """Train for step.epochs; return one history row per epoch and the model it scored:
-    the trained model, or with `ema`, its moving average (BN statistics averaged too)."""
+    the trained model, or with `ema`, its moving average (BN statistics averaged too).
+    `label` names the run on its progress bar, drawn on line `bar_line` (one per worker)."""
     optimizer = make_optimizer(model, step.optimizer)
     ema = WeightAverage(model, step.ema) if step.ema else None
     scored = ema.module if ema is not None else model
@@ -119,7 +126,13 @@ def fit(
     for epoch in range(1, step.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         with tqdm(
-            total=batches, desc=f"{step.name} {epoch}/{step.epochs}", unit="batch", mininterval=1
+            total=batches,
+            desc=f"{label or step.name} {epoch}/{step.epochs}",
+            unit="batch",
+            mininterval=1,
+            # one line per worker on a terminal; in a log (no cursor moves), one line per update
+            position=bar_line if sys.stderr.isatty() else None,
+            leave=bar_line == 0,
         ) as bar:
             train_loss, train_accuracy = train_epoch(
                 model, data, step, optimizer, schedule, generator, bar, ema

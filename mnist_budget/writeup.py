@@ -3,25 +3,29 @@ progression table, each step's Target / Result / Analysis, and the tables DVC re
 
 from __future__ import annotations
 
+import math
 import shutil
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from scipy import stats
 
-from mnist_budget.atomic_files import atomic_path, read_json
+from mnist_budget.atomic_files import atomic_path, read_json, write_json
 from mnist_budget.layout import MAIN, Layout
-from mnist_budget.scoring import LAST_EPOCHS, load_history
+from mnist_budget.scoring import LAST_EPOCHS, load_history, mean_curve, per_seed
 from mnist_budget.step_config import Target
 
 GAP_OVERFIT = 0.005  # train above test by more than 0.5 pp: over-fitting
 GAP_UNDERFIT = -0.002  # train (augmented, in train mode) below test: room to fit more
+CONFIDENCE = 0.95  # of the interval around a step's effect (Student's t over the paired seeds)
 
 
 @dataclass(frozen=True)
 class Results:
     """A pipeline's trained steps, in progression order: each step's resolved config
-    (compared between steps), metrics and per-epoch history."""
+    (compared between steps), metrics and per-epoch history (every seed's rows)."""
 
     layout: Layout
     target: Target
@@ -70,7 +74,7 @@ def mark(ok: bool) -> str:
 
 
 def fit_sentence(m: dict) -> str:
-    gap = m["train_accuracy"] - m["test_accuracy"]
+    gap = m["train_accuracy"] - m["test_accuracy"]["mean"]
     if gap > GAP_OVERFIT:
         return f"Over-fitting: train accuracy is above test by {gap * 100:.2f} pp."
     if gap < GAP_UNDERFIT:
@@ -91,14 +95,48 @@ def target_sentence(m: dict, target: Target) -> str:
     return f"Reached {target.test_accuracy:.2%} first at epoch {m['first_epoch_at_target']}, {held}."
 
 
+def seeds_text(seeds: list[int]) -> str:
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
+def effect(after: dict, before: dict) -> dict[str, Any]:
+    """The change in final test accuracy from `before` to `after`, seed by seed on the seeds
+    both trained (paired: a seed's initial draw, data order and augmentation are the same on
+    both sides): the mean difference, its confidence half-width (None under two seeds) and
+    whether it exceeds that noise. With no seed in common: the difference of the means."""
+    a, b = per_seed(after["test_accuracy"]), per_seed(before["test_accuracy"])
+    seeds = [seed for seed in a if seed in b]
+    differences = [a[seed] - b[seed] for seed in seeds]
+    mean = (
+        statistics.fmean(differences)
+        if seeds
+        else after["test_accuracy"]["mean"] - before["test_accuracy"]["mean"]
+    )
+    if len(seeds) < 2:
+        return {"seeds": seeds, "mean": mean, "half_width": None, "beyond_noise": None}
+    t = stats.t.ppf((1 + CONFIDENCE) / 2, len(seeds) - 1)
+    half_width = t * statistics.stdev(differences) / math.sqrt(len(seeds))
+    return {"seeds": seeds, "mean": mean, "half_width": half_width, "beyond_noise": abs(mean) > half_width}
+
+
+def effect_text(e: dict[str, Any]) -> str:
+    """`+0.95 ± 0.10 pp` and what it means against the noise."""
+    if e["half_width"] is None:
+        why = f"one seed in common ({e['seeds'][0]})" if e["seeds"] else "no seed in common"
+        return f"{e['mean'] * 100:+.2f} pp ({why}: no noise estimate)"
+    size = f"{e['mean'] * 100:+.2f} ± {e['half_width'] * 100:.2f} pp"
+    return size if e["beyond_noise"] else f"{size}, within noise"
+
+
 def analysis(results: Results, name: str, previous: str | None) -> str:
     """Sentences generated from the numbers: fit, stability, target, change vs previous."""
     m = results.metrics[name]
-    tail = results.histories[name]["test_accuracy"].iloc[-LAST_EPOCHS:]
+    tail = mean_curve(results.histories[name])["test_accuracy"].iloc[-LAST_EPOCHS:]
+    over = f" (mean of {seeds_text(m['seeds'])})" if len(m["seeds"]) > 1 else ""
     lines = [
         fit_sentence(m),
         (
-            f"Over the last {len(tail)} epochs test accuracy moved within "
+            f"Over the last {len(tail)} epochs test accuracy{over} moved within "
             f"{(tail.max() - tail.min()) * 100:.2f} pp (lowest {m[f'min_test_accuracy_last_{LAST_EPOCHS}']:.2%})."
         ),
         target_sentence(m, results.target),
@@ -107,33 +145,52 @@ def analysis(results: Results, name: str, previous: str | None) -> str:
         before = results.metrics[previous]
         changes = "; ".join(params_diff(results.entries[previous], results.entries[name]))
         lines.append(f"Changed against `{previous}`: {changes or 'nothing but the description'}.")
+        e = effect(m, before)
+        paired = (
+            f" ({CONFIDENCE:.0%} interval of the paired difference over {seeds_text(e['seeds'])})"
+            if e["half_width"] is not None
+            else ""
+        )
         lines.append(
-            f"Effect: final test accuracy {(m['test_accuracy'] - before['test_accuracy']) * 100:+.2f} pp, "
+            f"Effect: final test accuracy {effect_text(e)}{paired}, "
             f"parameters {m['params_total'] - before['params_total']:+,}."
         )
     return " ".join(lines)
 
 
+def accuracy_text(accuracy: dict) -> str:
+    """`99.45% ± 0.05`: the mean and sample std over seeds (std in pp)."""
+    return f"{accuracy['mean']:.2%} ± {accuracy['std'] * 100:.2f}"
+
+
 def progression_table(results: Results, names: list[str]) -> str:
-    rows = [
-        {
-            "step": f"`{name}`",
-            "params": f"{m['params_total']:,}",
-            "epochs": m["epochs"],
-            "final test acc": f"{m['test_accuracy']:.2%}",
-            "best test acc @epoch*": f"{m['best_test_accuracy']:.2%} @{m['best_epoch']}",
-            "train acc": f"{m['train_accuracy']:.2%}",
-            "accuracy ≥ target": mark(m["meets"]["accuracy"]),
-            "params ≤ budget": mark(m["meets"]["params"]),
-            "epochs ≤ budget": mark(m["meets"]["epochs"]),
-        }
-        for name, m in ((n, results.metrics[n]) for n in names)
-    ]
+    rows = []
+    for previous, name in zip([None, *names], names):
+        m = results.metrics[name]
+        rows.append(
+            {
+                "step": f"`{name}`",
+                "params": f"{m['params_total']:,}",
+                "epochs": m["epochs"],
+                "seeds": ", ".join(map(str, m["seeds"])),
+                "final test acc (mean ± std)": accuracy_text(m["test_accuracy"]),
+                "min": f"{m['test_accuracy']['min']:.2%}",
+                "effect vs previous": effect_text(effect(m, results.metrics[previous])) if previous else "",
+                "best test acc @epoch*": f"{m['best_test_accuracy']:.2%} @{m['best_epoch']}",
+                "train acc": f"{m['train_accuracy']:.2%}",
+                "mean ≥ target": mark(m["meets"]["accuracy"]),
+                "every seed ≥ target": mark(m["meets"]["every_seed"]),
+                "params ≤ budget": mark(m["meets"]["params"]),
+                "epochs ≤ budget": mark(m["meets"]["epochs"]),
+            }
+        )
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
 def step_section(results: Results, name: str, previous: str | None) -> list[str]:
     m = results.metrics[name]
+    accuracy = m["test_accuracy"]
+    seeds = ", ".join(f"{a:.2%} (seed {seed})" for seed, a in per_seed(accuracy).items())
     return [
         f"### `{name}`",
         "",
@@ -143,8 +200,10 @@ def step_section(results: Results, name: str, previous: str | None) -> list[str]
             f"**Result.** {m['params_total']:,} parameters ({m['params_trainable']:,} trainable, "
             f"{m['params_non_trainable']:,} non-trainable), {m['macs']:,} multiply-accumulates per image, "
             f"receptive field {m['receptive_field']} before global pooling. Final test accuracy "
-            f"**{m['test_accuracy']:.2%}** after {m['epochs']} epochs (best {m['best_test_accuracy']:.2%} at "
-            f"epoch {m['best_epoch']}, selected on the test set); train accuracy {m['train_accuracy']:.2%}. "
+            f"**{accuracy['mean']:.2%}** mean over {seeds_text(m['seeds'])} after {m['epochs']} epochs "
+            f"({seeds}; std {accuracy['std'] * 100:.3f} pp); the mean curve's best epoch "
+            f"{m['best_test_accuracy']:.2%} at epoch {m['best_epoch']}, selected on the test set; train accuracy "
+            f"{m['train_accuracy']:.2%}. "
             f"Layer table: [summary.md](steps/{name}/summary.md)."
         ),
         "",
@@ -167,9 +226,65 @@ def reproduce_section(layout: Layout) -> list[str]:
     ]
 
 
+ZOOM = 0.014  # the accuracy chart spans the target minus 1.4 pp to 100% (98-100% for 99.4%)
+WIDTH, HEIGHT = 560, 320
+
+
+def accuracy_template(target: float) -> dict[str, Any]:
+    """The Vega-Lite template of `dvc plots show`'s accuracy chart: each step's mean over
+    seeds, a band from the lowest to the highest seed, the target as one horizontal rule,
+    and a y axis zoomed on the target (points below it sit on the axis). Written with the
+    data because the zoom follows the target."""
+    y = {"field": "<DVC_METRIC_Y>", "type": "quantitative"}
+    x = {
+        "field": "<DVC_METRIC_X>",
+        "type": "quantitative",
+        "title": "<DVC_METRIC_X_LABEL>",
+        "axis": {"tickMinStep": 1},  # whole epochs
+    }
+    color = {"field": "step", "type": "nominal", "sort": None}
+    scale = {"domain": [round(target - ZOOM, 6), 1], "nice": False, "clamp": True}
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "data": {"values": "<DVC_METRIC_DATA>"},
+        "title": "<DVC_METRIC_TITLE>",
+        "width": WIDTH,
+        "height": HEIGHT,
+        "layer": [
+            {
+                "mark": {"type": "area", "opacity": 0.15},
+                "encoding": {
+                    "x": x,
+                    "y": {
+                        **y,
+                        "aggregate": "min",
+                        "scale": scale,
+                        "title": "test accuracy (mean, min-max band)",
+                    },
+                    "y2": {"field": "<DVC_METRIC_Y>", "aggregate": "max"},
+                    "color": color,
+                },
+            },
+            {
+                "mark": {"type": "line", "point": True, "tooltip": True},
+                "encoding": {
+                    "x": x,
+                    "y": {**y, "aggregate": "mean", "axis": {"format": ".1%"}},
+                    "color": color,
+                },
+            },
+            {  # no x: one rule across the chart, not one per epoch
+                "mark": {"type": "rule", "strokeDash": [6, 4], "color": "black"},
+                "encoding": {"y": {"field": "target", "type": "quantitative", "aggregate": "max"}},
+            },
+        ],
+    }
+
+
 def write_tables(results: Results, final: str) -> None:
-    """summary.csv (every step's metrics, flat) and the series `dvc plots show` draws: all
-    steps' curves in one long table, and the final step's confusion pairs."""
+    """summary.csv (every step's metrics, flat) and what `dvc plots show` draws: all
+    steps' curves (every seed) in one long table, the accuracy chart's template, and the
+    final step's confusion pairs."""
     layout, target = results.layout, results.target
     summary = pd.DataFrame([{"step": n, **flatten(m)} for n, m in results.metrics.items()])
     with atomic_path(layout.reports / "summary.csv") as tmp:
@@ -177,5 +292,6 @@ def write_tables(results: Results, final: str) -> None:
     curves = pd.concat([h.assign(step=n, target=target.test_accuracy) for n, h in results.histories.items()])
     with atomic_path(layout.plots / "curves.csv") as tmp:
         curves.to_csv(tmp, index=False)
+    write_json(layout.plots / "accuracy.json", accuracy_template(target.test_accuracy))
     with atomic_path(layout.plots / "confusion_final.csv") as tmp:
         shutil.copyfile(layout.confusion(final), tmp)

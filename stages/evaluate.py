@@ -1,9 +1,11 @@
-"""Stage `evaluate@<step>`: score a trained step against the target and the budget.
+"""Stage `evaluate@<step>`: score a trained step, every seed, against the target and the budget.
 
     python -m stages.evaluate <step>
 
-Reads the exported model (not the training code's objects) and the training history;
-writes reports/steps/<step>/metrics.json, confusion.csv and summary.md (layer table).
+Reads the exported models (not the training code's objects) and the training history;
+writes reports/steps/<step>/metrics.json (the final test accuracy over seeds: mean, min,
+max, std, per seed; the verdicts on the mean and on every seed), confusion.csv (the first
+seed's predictions) and summary.md (layer table).
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import sys
 import pandas as pd
 import torch
 
-from mnist_budget.atomic_files import atomic_path, write_json, write_text
+from mnist_budget.atomic_files import atomic_path, read_json, write_json, write_text
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.dataset import load_mnist
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.model_file import load_model
 from mnist_budget.model_stats import count_params, layer_rows, receptive_field
 from mnist_budget.params import load_params
-from mnist_budget.scoring import history_metrics, load_history, meets, predict
+from mnist_budget.scoring import history_metrics, load_history, meets, over_seeds, predict
 from mnist_budget.step_config import load_target, parse_step
 
 
@@ -45,26 +47,35 @@ def layer_table(rows: list[dict]) -> str:
 @stage_main
 def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     target = load_target(load_params(layout.params))
-    model, config = load_model(layout.model(name))
+    step = parse_step(name, read_json(layout.config(name)))
     data = load_mnist(torch.device("cpu"))
-    predicted = predict(model, data.test_images).argmax(1)
+    predictions, accuracies = {}, {}
+    for seed in step.seeds:
+        model, _ = load_model(layout.model(name, seed))
+        predictions[seed] = predict(model, data.test_images).argmax(1)
+        accuracies[seed] = round((predictions[seed] == data.test_labels).double().mean().item(), 6)
     history = load_history(layout.history(name))
     metrics = {
-        "test_accuracy": round((predicted == data.test_labels).double().mean().item(), 6),
+        "seeds": list(step.seeds),
+        "test_accuracy": over_seeds(accuracies),
         **history_metrics(history, target),
         **count_params(model),
     }
-    rows = layer_rows(parse_step(name, config["step"]))
+    rows = layer_rows(step)
     metrics["macs"] = sum(row["macs"] for row in rows)
     metrics["receptive_field"] = receptive_field(rows)
     metrics["meets"] = meets(metrics, target)
     write_json(layout.metrics(name), metrics)
     write_text(layout.summary(name), layer_table(rows))
     with atomic_path(layout.confusion(name)) as tmp:
-        pd.DataFrame({"actual": data.test_labels, "predicted": predicted}).to_csv(tmp, index=False)
+        pd.DataFrame({"actual": data.test_labels, "predicted": predictions[step.seeds[0]]}).to_csv(
+            tmp, index=False
+        )
+    accuracy = metrics["test_accuracy"]
     print(
-        f"evaluate {name}: test accuracy {metrics['test_accuracy']:.2%}, "
-        f"{metrics['params_total']:,} params, meets target and budget: {metrics['meets']['all']}",
+        f"evaluate {name}: test accuracy mean {accuracy['mean']:.2%} min {accuracy['min']:.2%} over seeds "
+        f"{', '.join(map(str, step.seeds))}, {metrics['params_total']:,} params, meets target and budget: "
+        f"{metrics['meets']['all']}",
         file=sys.stderr,
     )
 

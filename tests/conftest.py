@@ -24,7 +24,7 @@ SMALL_STEP = {
     "layers": ["conv 8", "maxpool", "conv 16", "gap", "conv 10 k=1"],
     "epochs": 2,
     "batch_size": 32,
-    "seed": 1,
+    "seeds": [1],
     "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
 }
 TRAIN_COUNT = 320

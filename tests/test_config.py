@@ -108,8 +108,17 @@ def test_bad_entries_name_step_and_key(changes, expected):
 
 def test_missing_required_key():
     bad = entry()
-    del bad["seed"]
-    assert error_of(bad) == "steps.s1.seed: missing required key"
+    del bad["epochs"]
+    assert error_of(bad) == "steps.s1.epochs: missing required key"
+
+
+@pytest.mark.parametrize("seeds", [[], [1, 1], [-1], [1.5], "1", [True]])
+def test_seeds_are_distinct_non_negative_integers(seeds):
+    assert error_of(entry(seeds=seeds)).startswith("steps.s1.seeds: expected")
+
+
+def test_the_old_single_seed_key_says_what_replaced_it():
+    assert error_of({**entry(), "seed": 1}) == "steps.s1.seed: is now `seeds`, a list: seeds: [1]"
 
 
 @pytest.mark.parametrize("name", ["s1.bn", "my step", "a/b", "x@y", "-lead"])
@@ -182,11 +191,12 @@ def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
     original = (REPO / path).read_text()
     copy.write_text(original)
     first_step = next(iter(load_params(copy)["steps"]))
-    apply_overrides(str(copy), ["recipe.seed=7", f"++steps.{first_step}.label_smoothing=0.25"])
+    apply_overrides(str(copy), ["recipe.threads=1", f"++steps.{first_step}.label_smoothing=0.25"])
     changed = [
         line for line in difflib.unified_diff(original.splitlines(), copy.read_text().splitlines(), n=0)
     ]
     removed = [line for line in changed if line.startswith("-") and not line.startswith("---")]
     added = [line for line in changed if line.startswith("+") and not line.startswith("+++")]
-    assert removed == ["-  seed: 1"]
-    assert added == ["+  seed: 7", "+    label_smoothing: 0.25"]
+    threads = next(line for line in original.splitlines() if line.startswith("  threads: 0"))
+    assert removed == [f"-{threads}"]  # its comment, if any, stays
+    assert added == [f"+{threads.replace('threads: 0', 'threads: 1')}", "+    label_smoothing: 0.25"]

@@ -61,4 +61,4 @@ def test_sub_pipelines_are_generated_from_the_root(name):
     )
     train = stage_bodies(Path(name) / "dvc.yaml")["train"]
     assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name}'
-    assert {f"models/{name}/${{key}}.pt2": {"persist": True}} in train["outs"]
+    assert {f"models/{name}/${{key}}": {"persist": True}} in train["outs"]

@@ -105,7 +105,7 @@ def synthetic_mnist() -> Mnist:
 
 def train_once(epochs=2, **changes) -> list[dict]:
     step = parse_step("tiny", entry(epochs=epochs, **changes))
-    generator = seed_everything(step.seed)
+    generator = seed_everything(step.seeds[0])
     history, _ = fit(build_net(step), synthetic_mnist(), step, generator)
     assert set(history[0]) == {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"}
     return history  # no wall times: a re-run writes the same bytes

@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +22,16 @@ import vl_convert
 import yaml
 
 from mnist_budget.mnist import MNIST_FILES
+from mnist_budget.writeup import HEIGHT, WIDTH, ZOOM
 from tests.conftest import serve_folder, write_synthetic_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ["stages", "mnist_budget", "plots", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
 STEPS = ("tiny-a", "tiny-b")
+SEEDS = [1, 2]
 METRIC_KEYS = {
+    "seeds",
     "test_accuracy",
     "best_test_accuracy",
     "best_epoch",
@@ -59,8 +64,10 @@ recipe:
   - conv 10 k=1
   epochs: 1
   batch_size: 32
-  seed: 1
-  threads: 1
+  seeds:
+  - 1
+  - 2
+  threads: 2
   optimizer: {{name: adam, lr: 0.01}}  # Adam, as the seed write-ups
 steps:
   tiny-a:
@@ -70,8 +77,6 @@ steps:
     optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
     augment: {{rotate: 5}}
 headline:
-  extra_seeds:
-  - 2
   final: tiny-b
   tiny: tiny-a
 public_results:
@@ -156,6 +161,7 @@ def test_every_output_exists(project):
         "reports/figures/accuracy.png",
         "reports/figures/loss.png",
         "reports/plots/curves.csv",
+        "reports/plots/accuracy.json",
         "reports/plots/confusion_final.csv",
         "reports/headline.json",
         "plots/offline.html",
@@ -164,8 +170,8 @@ def test_every_output_exists(project):
         "reports/figures/misclassified.png",
     ]
     for step in STEPS:
-        expected += [f"models/{step}.pt2", f"models/seeds/{step}-seed2.pt2"]
-        expected += [f"reports/seeds/{step}-seed2/history.csv"] + [
+        expected += [f"models/{step}/seed{seed}.pt2" for seed in SEEDS]
+        expected += [
             f"reports/steps/{step}/{name}"
             for name in ("history.csv", "metrics.json", "confusion.csv", "summary.md")
         ]
@@ -179,18 +185,25 @@ def test_metrics_have_the_keys_and_sane_values(project):
     for step in STEPS:
         metrics = json.loads((root / f"reports/steps/{step}/metrics.json").read_text())
         assert METRIC_KEYS <= set(metrics)
-        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+        assert metrics["seeds"] == SEEDS
+        accuracy = metrics["test_accuracy"]
+        assert set(accuracy) == {"mean", "min", "max", "std", "per_seed"}
+        assert list(accuracy["per_seed"]) == ["1", "2"]
+        assert accuracy["mean"] == pytest.approx(sum(accuracy["per_seed"].values()) / 2, abs=1e-6)
+        assert accuracy["min"] == min(accuracy["per_seed"].values())
         assert metrics["epochs"] == 1 and metrics["best_epoch"] == 1
         assert metrics["params_total"] == metrics["params_trainable"] + metrics["params_non_trainable"]
         assert metrics["params_non_trainable"] == 2 * (4 + 8)  # BN running mean and var
         assert metrics["first_epoch_at_target"] in (None, 1)
-        assert set(metrics["meets"]) == {"accuracy", "params", "epochs", "all"}
+        assert set(metrics["meets"]) == {"accuracy", "every_seed", "params", "epochs", "all"}
+        assert metrics["meets"]["every_seed"] == (accuracy["min"] >= 0.3)  # the test params' target
         assert metrics["meets"]["params"] and metrics["meets"]["epochs"]
         history = pd.read_csv(root / f"reports/steps/{step}/history.csv")
-        final_from_training = float(history["test_accuracy"].iloc[-1])
-        # the exported model scores exactly what training measured at its last epoch
-        assert metrics["test_accuracy"] == pytest.approx(final_from_training, abs=1e-6)
-        assert metrics["min_test_accuracy_last_3"] == pytest.approx(final_from_training, abs=1e-6)
+        assert list(history["seed"]) == SEEDS  # one epoch each
+        # each exported model scores exactly what training measured at its last epoch
+        for seed, row in history.set_index("seed").iterrows():
+            assert accuracy["per_seed"][str(seed)] == pytest.approx(row["test_accuracy"], abs=1e-6)
+        assert metrics["min_test_accuracy_last_3"] == pytest.approx(accuracy["mean"], abs=1e-6)
 
 
 def test_report_covers_every_step(project):
@@ -205,7 +218,7 @@ def test_headline_over_seeds(project):
     headline = json.loads((project[0] / "reports/headline.json").read_text())
     assert set(headline) == {"final", "tiny"}
     final = headline["final"]
-    assert final["step"] == "tiny-b" and final["seeds"] == [1, 2] and final["epochs"] == 1
+    assert final["step"] == "tiny-b" and final["seeds"] == SEEDS and final["epochs"] == 1
     accuracies = final["test_accuracies"]
     assert final["mean"] == pytest.approx(sum(accuracies) / 2)
     assert final["min"] == min(accuracies)
@@ -218,7 +231,7 @@ def test_model_loads_without_the_project_code(project, tmp_path):
         "import sys, torch; m = torch.export.load(sys.argv[1]).module(); "
         "print(tuple(m(torch.zeros(3, 1, 28, 28)).shape))"
     )
-    out = run([sys.executable, "-c", code, str(root / "models/tiny-a.pt2")], tmp_path, env)
+    out = run([sys.executable, "-c", code, str(root / "models/tiny-a/seed2.pt2")], tmp_path, env)
     assert out.stdout.strip() == "(3, 10)"
 
 
@@ -246,6 +259,36 @@ def chromium() -> str:
     return found
 
 
+TARGET = 0.3  # the test params' target accuracy
+
+
+def assert_accuracy_chart_is_readable(svg: str) -> None:
+    """The accuracy chart as drawn: the target is one horizontal rule across the plot at the
+    target's height, and the y axis spans the target minus ZOOM to 100%."""
+    rules = re.search(r'<g class="mark-rule role-mark[^"]*"[^>]*>(.*?)</g>', svg).group(1)
+    lines = re.findall(
+        r'<line[^>]*transform="translate\(([-\d.e]+),([-\d.e]+)\)" x2="([-\d.e]+)" y2="([-\d.e]+)"', rules
+    )
+    assert len(lines) == 1, f"the target should be one rule, found {len(lines)}"
+    _, y, x2, y2 = map(float, lines[0])
+    assert y2 == 0 and abs(x2) == WIDTH, "the target rule is not one horizontal line across the chart"
+    # the y axis: tick labels (percent) at their heights, a straight line from value to pixel
+    axes = re.findall(r'<g class="mark-text role-axis-label"[^>]*>(.*?)</g>', svg)
+    ticks = [(float(ty), float(text.rstrip("%")) / 100) for ty, text in
+             re.findall(r'translate\([-\d.e]+,([-\d.e]+)\)[^>]*>([\d.]+%)<', "".join(axes))]  # fmt: skip
+    assert len(ticks) >= 3, "no percent labels on the y axis"
+    (y_a, value_a), (y_b, value_b) = ticks[0], ticks[-1]
+    per_pixel = (value_b - value_a) / (y_b - y_a)
+    bottom, top = (
+        value_a + (HEIGHT + 3 - y_a) * per_pixel,
+        value_a + (3 - y_a) * per_pixel,
+    )  # labels sit 3 px low
+    assert bottom == pytest.approx(TARGET - ZOOM, abs=1e-3) and top == pytest.approx(1.0, abs=1e-3)
+    assert value_a + (y + 3 - y_a) * per_pixel == pytest.approx(TARGET, abs=1e-3), (
+        "the rule is not at the target"
+    )
+
+
 def test_every_chart_renders_to_svg_without_a_browser(project):
     """vl-convert renders the Vega-Lite spec of each `dvc plots show` chart, data included."""
     root, env, _ = project
@@ -258,6 +301,8 @@ def test_every_chart_renders_to_svg_without_a_browser(project):
         svg = vl_convert.vegalite_to_svg(spec)
         assert svg.startswith("<svg") and svg.count("<path") > 2, name
         assert "role-mark" in svg, name
+    accuracy = next(spec for name, spec in specs.items() if name.startswith("Test accuracy"))
+    assert_accuracy_chart_is_readable(vl_convert.vegalite_to_svg(accuracy))
 
 
 def rendered_dom(page: Path, tmp_path: Path) -> str:
@@ -292,9 +337,11 @@ def test_plots_show_renders_offline_in_a_browser(project, tmp_path):
     charts = dom.count('class="marks"')  # one <svg class="marks"> per drawn Vega view
     assert charts == 4, f"expected 4 rendered charts, found {charts}"
     assert dom.count('class="mark-line role-mark') >= 3  # accuracy, loss and LR lines
-    assert 'class="mark-rule role-mark' in dom  # the target line
+    assert 'class="mark-area role-mark' in dom  # the accuracy chart's min-max band over seeds
     assert 'class="mark-rect role-mark' in dom  # the confusion matrix cells
     assert dom.count("<path") > 20
+    first_chart = dom[: dom.index('class="marks"', dom.index('class="marks"') + 1)]  # dvc.yaml order
+    assert_accuracy_chart_is_readable(first_chart)
 
 
 @contextlib.contextmanager
@@ -339,6 +386,55 @@ def test_a_forced_retrain_writes_the_same_bytes(project):
     assert "Running stage" not in run(["dvc", "repro"], root, env).stdout  # nothing downstream changed
 
 
+def test_a_seed_gives_the_same_bytes_alone_or_beside_another(project):
+    """The committed models trained side by side (2 workers, one thread each); one at a time in
+    the stage's own process (MNIST_THREADS=1) they come out byte for byte the same."""
+    root, env, _ = project
+    before, outputs = tracked_state(root, env), output_bytes(root)
+    alone = {**env, "MNIST_THREADS": "1"}
+    result = run(["dvc", "repro", "--force", "--single-item", "train@tiny-b"], root, alone)
+    assert "seeds 1, 2 on cpu, 1 at a time with one thread each" in result.stderr
+    assert output_bytes(root) == outputs and tracked_state(root, env) == before
+
+
+def training_workers(pid: int) -> list[int]:
+    """The spawned worker processes of a stage (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def test_sigterm_to_a_train_stage_stops_its_workers_and_keeps_the_outputs(project):
+    root, env, _ = project
+    before, outputs = tracked_state(root, env), output_bytes(root)
+    config = root / "reports/configs/tiny-a.json"
+    original = config.read_text()
+    config.write_text(json.dumps({**json.loads(original), "epochs": 500}))  # long enough to stop
+    try:
+        stage = subprocess.Popen(
+            [sys.executable, "-m", "stages.train", "tiny-a"],
+            cwd=root,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(workers := training_workers(stage.pid)) < 2:
+            time.sleep(0.2)
+        assert len(workers) == 2, "the stage did not start one worker per seed"
+        time.sleep(5)  # the workers are training
+        stage.send_signal(signal.SIGTERM)
+        assert stage.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        config.write_text(original)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "a worker outlived its stage"
+    assert output_bytes(root) == outputs and tracked_state(root, env) == before
+    assert not list(root.rglob(".*.tmp*"))
+
+
 def test_editing_one_step_retrains_that_step_alone(project):
     root, env, _ = project
     before = tracked_state(root, env)
@@ -356,8 +452,8 @@ def test_editing_one_step_retrains_that_step_alone(project):
 
 
 def retrained(step: str) -> set[str]:
-    """The stages a change to one step's resolved config reruns (seed 2: the headline's)."""
-    return {"resolve", f"train@{step}", f"evaluate@{step}", f"seed_runs@{step}-2", "headline", "report"}
+    """The stages a change to one step's resolved config reruns."""
+    return {"resolve", f"train@{step}", f"evaluate@{step}", "headline", "report"}
 
 
 def exp_run(root: Path, env: dict, override: str) -> tuple[list[str], str, dict]:
@@ -473,29 +569,29 @@ def test_a_full_disk_names_the_model_file_and_keeps_the_old_one(project):
         cwd=root, env=env, capture_output=True, text=True, check=False, preexec_fn=limited_file_size(4096),
     )  # fmt: skip
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "error: models/tiny-a.pt2: File too large"
+    assert result.stderr.strip().splitlines()[-1] == "error: models/tiny-a/seed1.pt2: File too large"
     assert output_bytes(root) == outputs
     assert not list(root.rglob(".*.tmp*"))
 
 
 def test_an_unwritable_output_folder_fails_before_training(project):
     root, env, _ = project
-    (root / "models/seeds-blocker").write_text("")
-    seeds = root / "models" / "seeds"
-    moved = seeds.rename(root / "models" / "seeds-moved")
-    (root / "models/seeds-blocker").rename(seeds)  # a file where the folder should be
+    (root / "models/tiny-a-blocker").write_text("")
+    folder = root / "models" / "tiny-a"
+    moved = folder.rename(root / "models" / "tiny-a-moved")
+    (root / "models/tiny-a-blocker").rename(folder)  # a file where the folder should be
     try:
-        result = run([sys.executable, "-m", "stages.train", "tiny-a", "--seed", "7"], root, env, check=False)
+        result = run([sys.executable, "-m", "stages.train", "tiny-a"], root, env, check=False)
     finally:
-        seeds.unlink()
-        moved.rename(seeds)
+        folder.unlink()
+        moved.rename(folder)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["error: models/seeds: File exists"]  # no training line
+    assert result.stderr.strip().splitlines() == ["error: models/tiny-a: File exists"]  # no training line
 
 
 REFERENCE_PARAMS = """\
 target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
-recipe: {epochs: 1, batch_size: 32, seed: 1}
+recipe: {epochs: 1, batch_size: 32, seeds: [1]}
 steps:
   ref-separable:
     description: Separable convs, SiLU, AdamW, cosine, shear.
@@ -521,7 +617,7 @@ def test_reference_pipeline_shares_the_data_and_writes_apart(project):
     assert metrics["epochs"] == 1 and metrics["params_non_trainable"] == 2 * (
         4 + 8
     )  # BN after conv 4 and after the pointwise
-    assert (root / "models/references/ref-separable.pt2").is_file()
+    assert (root / "models/references/ref-separable/seed1.pt2").is_file()
     assert (
         "# MNIST under budget: the `references` pipeline"
         in (root / "reports/references/report.md").read_text()
@@ -534,7 +630,7 @@ target: {test_accuracy: 0.3, max_params: 10000, max_epochs: 15}
 recipe:
   epochs: 2
   batch_size: 32
-  seed: 1
+  seeds: [1]
   threads: 1
   optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
 steps:
@@ -580,8 +676,8 @@ def test_seed_systems_run_one_system_alone_then_compare(project):
         "seed-systems/dvc.yaml:compare",
     ]
     report = (root / "reports/seed-systems/report.md").read_text()
-    history = (root / "reports/seed-systems/steps/x-small/history.csv").read_text().splitlines()
-    epoch1 = float(history[1].split(",")[history[0].split(",").index("test_accuracy")])
+    history = pd.read_csv(root / "reports/seed-systems/steps/x-small/history.csv")
+    epoch1 = float(history.loc[history["epoch"] == 1, "test_accuracy"].iloc[0])  # one seed
     rows = {line.split("|")[2].strip(): line for line in report.splitlines() if line.startswith("| x ")}
     assert "config only: needs a GPU" in rows["`x-huge`"] and "GPU only" in rows["`x-huge`"]
     assert f"{epoch1:.2%} at epoch 1" in rows["`x-small`"]  # read at the claimed epoch
@@ -590,4 +686,4 @@ def test_seed_systems_run_one_system_alone_then_compare(project):
     assert "It is synthetic too." in report
     assert "## System x" in report and "### `x-huge` (config only: needs a GPU)" in report
     assert (root / "reports/seed-systems/figures/accuracy-y.png").stat().st_size > 0
-    assert not (root / "models/seed-systems/x-huge.pt2").exists()
+    assert not (root / "models/seed-systems/x-huge").exists()
