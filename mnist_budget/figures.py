@@ -25,6 +25,10 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 
 def accuracy_curves(histories: dict[str, pd.DataFrame], target: float, path: Path) -> None:
+    _save(accuracy_figure(histories, target), path)
+
+
+def accuracy_figure(histories: dict[str, pd.DataFrame], target: float) -> plt.Figure:
     """Test accuracy per epoch of every step: the mean over its seeds, a band from the
     lowest to the highest seed, zoomed to where the steps differ."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -43,7 +47,7 @@ def accuracy_curves(histories: dict[str, pd.DataFrame], target: float, path: Pat
     ax.set_title("Test accuracy per epoch: mean over seeds, band from the lowest to the highest seed")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    _save(fig, path)
+    return fig
 
 
 def claims_vs_reproduced(points: list[tuple[str, float, float]], target: float, path: Path) -> None:

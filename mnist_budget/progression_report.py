@@ -11,7 +11,14 @@ import torch
 from mnist_budget import figures
 from mnist_budget.layout import MAIN, PREPARED_TENSORS
 from mnist_budget.scoring import per_seed
-from mnist_budget.writeup import Results, mark, progression_table, reproduce_section, seeds_text, step_section
+from mnist_budget.writeup import (
+    Results,
+    progression_table,
+    reproduce_section,
+    seeds_text,
+    step_section,
+    verdict_columns,
+)
 
 MISCLASSIFIED_SHOWN = 24
 
@@ -20,7 +27,6 @@ def headline_table(results: Results, headline: dict[str, Any]) -> str:
     """The final and the tiny model over seeds: the numbers the README points to."""
     rows = []
     for role, h in headline.items():
-        m = results.metrics[h["step"]]
         rows.append(
             {
                 "model": f"{role}: `{h['step']}`",
@@ -32,10 +38,7 @@ def headline_table(results: Results, headline: dict[str, Any]) -> str:
                 "mean": f"**{h['mean']:.2%}**",
                 "min": f"{h['min']:.2%}",
                 "std": f"{h['std'] * 100:.3f} pp",
-                "mean ≥ target": mark(m["meets"]["accuracy"]),
-                "every seed ≥ target": mark(m["meets"]["every_seed"]),
-                "params ≤ budget": mark(m["meets"]["params"]),
-                "epochs ≤ budget": mark(m["meets"]["epochs"]),
+                **verdict_columns(results.metrics[h["step"]]["meets"]),
             }
         )
     return pd.DataFrame(rows).to_markdown(index=False)

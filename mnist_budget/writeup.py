@@ -158,6 +158,16 @@ def analysis(results: Results, name: str, previous: str | None) -> str:
     return " ".join(lines)
 
 
+def verdict_columns(meets: dict[str, bool]) -> dict[str, str]:
+    """A table's verdict columns: the accuracy on the mean and on every seed, the budget."""
+    return {
+        "mean ≥ target": mark(meets["accuracy"]),
+        "every seed ≥ target": mark(meets["every_seed"]),
+        "params ≤ budget": mark(meets["params"]),
+        "epochs ≤ budget": mark(meets["epochs"]),
+    }
+
+
 def accuracy_text(accuracy: dict) -> str:
     """`99.45% ± 0.05`: the mean and sample std over seeds (std in pp)."""
     return f"{accuracy['mean']:.2%} ± {accuracy['std'] * 100:.2f}"
@@ -178,10 +188,7 @@ def progression_table(results: Results, names: list[str]) -> str:
                 "effect vs previous": effect_text(effect(m, results.metrics[previous])) if previous else "",
                 "best test acc @epoch*": f"{m['best_test_accuracy']:.2%} @{m['best_epoch']}",
                 "train acc": f"{m['train_accuracy']:.2%}",
-                "mean ≥ target": mark(m["meets"]["accuracy"]),
-                "every seed ≥ target": mark(m["meets"]["every_seed"]),
-                "params ≤ budget": mark(m["meets"]["params"]),
-                "epochs ≤ budget": mark(m["meets"]["epochs"]),
+                **verdict_columns(m["meets"]),
             }
         )
     return pd.DataFrame(rows).to_markdown(index=False)

@@ -211,6 +211,9 @@ def test_report_covers_every_step(project):
     for step in STEPS:
         assert f"## `{step}`" in report
     assert "Changed against `tiny-a`: `optimizer.name`: adam → sgd" in report
+    assert "| every seed ≥ target" in report and "| final test acc (mean ± std)" in report
+    # two seeds in common: the effect carries a 95% interval of the paired difference
+    assert "(95% interval of the paired difference over seeds 1, 2)" in report
     assert "![Test accuracy per epoch](figures/accuracy.png)" in report
 
 
