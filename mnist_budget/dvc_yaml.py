@@ -3,11 +3,12 @@
 A stage's code deps are the import closure of its entry point over this project's modules
 (`stages/`, `mnist_budget/`): a change anywhere in it reruns the stage, a change outside
 it does not. The root dvc.yaml is written by hand; a test checks its deps against
-`import_closure`. Each sub-pipeline (`references/`, `seed-systems/`) is the root's `resolve`, `train`
-and `evaluate` stages moved to its own params file and output folders, plus its own report
-stage: written from here, never by hand (DVC has no include, treeverse/dvc#7939).
+`import_closure`. Each sub-pipeline (`references/`, `seed-systems/`, `search/`) is the root's `resolve`,
+`train` and `evaluate` stages moved to its own params file and output folders, plus its
+own report stage if it has one: written from here, never by hand (DVC has no include,
+treeverse/dvc#7939).
 
-    python -m mnist_budget.dvc_yaml           # rewrite references/dvc.yaml, seed-systems/dvc.yaml
+    python -m mnist_budget.dvc_yaml           # rewrite the sub-pipelines' dvc.yaml
     python -m mnist_budget.dvc_yaml --check   # exit 1 if either differs from what it would write
 """
 
@@ -42,13 +43,15 @@ class ReportStage:
     sections: tuple[str, ...]
 
 
-SUB_PIPELINES = {
+SUB_PIPELINES: dict[str, ReportStage | None] = {
     # the progression report draws the final step's misclassified digits from data/prepared
     "references": ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target")),
     # compare validates the claims against every step and gpu step, as resolved over the recipe
     "seed-systems": ReportStage(
         "compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems")
     ),
+    # one candidate per experiment, ranked by `python -m mnist_budget.search`: no report stage
+    "search": None,
 }
 
 
@@ -148,7 +151,8 @@ def sub_pipeline(name: str) -> str:
         root = yaml.safe_load(f)["stages"]
     report = SUB_PIPELINES[name]
     stages = {key: shared_stage(root[key], layout) for key in SHARED_STAGES}
-    stages[report.name] = report_stage(layout, report)
+    if report is not None:
+        stages[report.name] = report_stage(layout, report)
     header = (
         f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
         f"# (wdir: ..), share data/prepared with the main pipeline and write to {layout.models}/\n"

@@ -70,7 +70,7 @@ class KerasPlateau:
 class ScheduleKind:
     doc: str
     keys: dict[str, Key]  # besides `name`
-    steps_on: str  # "batch", "epoch" or "accuracy" (the epoch's test accuracy); "never"
+    steps_on: str  # "batch", "epoch" or "accuracy" (the epoch's validation, else test, accuracy); "never"
     # (optimizer, settings, epochs, batches per epoch) -> a scheduler with .step()
     make: Callable[[torch.optim.Optimizer, dict[str, Any], int, int], Any]
 
@@ -117,9 +117,9 @@ SCHEDULES: dict[str, ScheduleKind] = {
         "batch",
         lambda opt, s, epochs, batches: _sched.CosineAnnealingLR(opt, epochs * batches, s["min_lr"]),
     ),
-    # torch's ReduceLROnPlateau on the per-epoch test accuracy, as the seed notebooks use it
+    # torch's ReduceLROnPlateau on the per-epoch accuracy, as the seed notebooks use it
     "plateau": ScheduleKind(
-        "ReduceLROnPlateau on the epoch's test accuracy",
+        "ReduceLROnPlateau on the epoch's validation accuracy (test accuracy without `validation`)",
         {"factor": Key(float, 0.1), "patience": Key(int, 2), "min_lr": Key(float, 0.0)},
         "accuracy",
         lambda opt, s, epochs, batches: _sched.ReduceLROnPlateau(
@@ -171,7 +171,7 @@ def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Op
 
 class Schedule:
     """One interface over the schedulers: some step per batch, some per epoch, some on the
-    epoch's test accuracy (as the seed notebooks monitor it)."""
+    epoch's accuracy (validation, else test, as the seed notebooks monitor it)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, settings: dict[str, Any], epochs: int, batches: int):
         kind = SCHEDULES[settings["name"]]
@@ -182,8 +182,10 @@ class Schedule:
         if self.steps_on == "batch":
             self.scheduler.step()
 
-    def after_epoch(self, test_accuracy: float) -> None:
+    def after_epoch(self, accuracy: float) -> None:
+        """`accuracy`: the epoch's validation accuracy, or its test accuracy without a
+        validation split (as the seed notebooks monitor it)."""
         if self.steps_on == "epoch":
             self.scheduler.step()
         elif self.steps_on == "accuracy":
-            self.scheduler.step(test_accuracy)
+            self.scheduler.step(accuracy)

@@ -26,6 +26,11 @@ def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(images[i : i + EVAL_BATCH]) for i in range(0, len(images), EVAL_BATCH)])
 
 
+def accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    """The fraction of predicted labels that are right, to 6 decimals (as metrics keep it)."""
+    return round((predicted == labels).double().mean().item(), 6)
+
+
 def loss_and_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (fraction) on a whole set, in eval mode."""
     model.eval()

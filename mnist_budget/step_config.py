@@ -23,6 +23,7 @@ from mnist_budget.params import REQUIRED, Key, read_section, require, require_ch
 
 # DVC names a foreach stage `train@<step>` and the params key `steps.<step>`:
 # dots, slashes, `@` or spaces in a step name would break one or the other.
+TRAIN_IMAGES = 60_000
 STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 AUGMENT = {
     "rotate": Key(float, 0.0, "±degrees"),
@@ -50,6 +51,12 @@ class StepConfig:
         [1, 2, 3],
         "each seed trains the whole recipe once (weights, data order, augmentation); the step's "
         "results are over these seeds",
+    )
+    validation: int = _key(
+        int,
+        0,
+        "training images held out to select recipes on (stratified by label, the same images for "
+        "every seed and step); they are scored each epoch beside the test set. 0: train on all 60,000",
     )
     optimizer: Mapping[str, Any] = _key(dict, doc="`name` and its keys: see Optimizers")
     schedule: Mapping[str, Any] = _key(dict, {"name": "none"}, "`name` and its keys: see Schedules")
@@ -120,6 +127,11 @@ def parse_step(name: str, entry: Any) -> StepConfig:
     values = read_section(entry, STEP_KEYS, where)
     for key in ("epochs", "batch_size"):
         require(values[key] >= 1, f"{where}.{key}", "must be at least 1")
+    require(
+        0 <= values["validation"] < TRAIN_IMAGES,
+        f"{where}.validation",
+        f"holds out 0 to {TRAIN_IMAGES - 1} of the {TRAIN_IMAGES:,} training images",
+    )
     require(values["threads"] >= 0, f"{where}.threads", "must be 0 (one per core) or more")
     seeds = values["seeds"]
     require(

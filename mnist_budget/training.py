@@ -137,17 +137,16 @@ def fit(
             train_loss, train_accuracy = train_epoch(
                 model, data, step, optimizer, schedule, generator, bar, ema
             )
-            test_loss, test_accuracy = loss_and_accuracy(scored, data.test_images, data.test_labels)
-            bar.set_postfix(loss=f"{train_loss:.4f}", test=f"{test_accuracy:.2%}")
-        schedule.after_epoch(test_accuracy)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": round(train_loss, 6),
-                "train_accuracy": round(train_accuracy, 6),
-                "test_loss": round(test_loss, 6),
-                "test_accuracy": round(test_accuracy, 6),
-                "lr": lr,  # at the start of the epoch (per-batch schedules move within it)
-            }
-        )
+            row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
+            if data.val_images is not None:
+                row["val_loss"], row["val_accuracy"] = loss_and_accuracy(scored, data.val_images, data.val_labels)
+            row["test_loss"], row["test_accuracy"] = loss_and_accuracy(scored, data.test_images, data.test_labels)
+            shown = {"val": row["val_accuracy"]} if "val_accuracy" in row else {}
+            bar.set_postfix(
+                loss=f"{train_loss:.4f}", **{k: f"{v:.2%}" for k, v in {**shown, "test": row["test_accuracy"]}.items()}
+            )
+        # accuracy-driven schedules watch the validation set when there is one
+        schedule.after_epoch(row.get("val_accuracy", row["test_accuracy"]))
+        history.append({key: round(value, 6) for key, value in row.items()})
+        history[-1]["lr"] = lr  # at the start of the epoch (per-batch schedules move within it)
     return history, scored

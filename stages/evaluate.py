@@ -4,7 +4,8 @@
 
 Reads the exported models (not the training code's objects) and the training history;
 writes reports/steps/<step>/metrics.json (the final test accuracy over seeds: mean, min,
-max, std, per seed; the verdicts on the mean and on every seed), confusion.csv (the first
+max, std, per seed, and the same on the validation images when the step holds some out;
+the verdicts on the mean and on every seed), confusion.csv (the first
 seed's predictions) and summary.md (layer table).
 """
 
@@ -22,7 +23,7 @@ from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.model_file import load_model
 from mnist_budget.model_stats import count_params, layer_rows, receptive_field
 from mnist_budget.params import load_params
-from mnist_budget.scoring import history_metrics, load_history, meets, over_seeds, predict
+from mnist_budget.scoring import accuracy, history_metrics, load_history, meets, over_seeds, predict
 from mnist_budget.step_config import load_target, parse_step
 
 
@@ -48,15 +49,19 @@ def layer_table(rows: list[dict]) -> str:
 def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     target = load_target(load_params(layout.params))
     step = parse_step(name, read_json(layout.config(name)))
-    data = load_mnist(torch.device("cpu"))
-    predictions, accuracies = {}, {}
+    data = load_mnist(torch.device("cpu"), step.validation)
+    predictions, accuracies, val_accuracies = {}, {}, {}
     for seed in step.seeds:
         model, _ = load_model(layout.model(name, seed))
         predictions[seed] = predict(model, data.test_images).argmax(1)
-        accuracies[seed] = round((predictions[seed] == data.test_labels).double().mean().item(), 6)
+        accuracies[seed] = accuracy(predictions[seed], data.test_labels)
+        if data.val_images is not None:
+            val_accuracies[seed] = accuracy(predict(model, data.val_images).argmax(1), data.val_labels)
     history = load_history(layout.history(name))
     metrics = {
         "seeds": list(step.seeds),
+        # the held-out training images recipes are chosen on (see `validation`)
+        **({"validation_accuracy": over_seeds(val_accuracies)} if val_accuracies else {}),
         "test_accuracy": over_seeds(accuracies),
         **history_metrics(history, target),
         **count_params(model),
@@ -71,9 +76,9 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
         pd.DataFrame({"actual": data.test_labels, "predicted": predictions[step.seeds[0]]}).to_csv(
             tmp, index=False
         )
-    accuracy = metrics["test_accuracy"]
+    test = metrics["test_accuracy"]
     print(
-        f"evaluate {name}: test accuracy mean {accuracy['mean']:.2%} min {accuracy['min']:.2%} over seeds "
+        f"evaluate {name}: test accuracy mean {test['mean']:.2%} min {test['min']:.2%} over seeds "
         f"{', '.join(map(str, step.seeds))}, {metrics['params_total']:,} params, meets target and budget: "
         f"{metrics['meets']['all']}",
         file=sys.stderr,
