@@ -1,0 +1,297 @@
+"""The recipe search: successive halving over `dvc exp run --queue`, ranked on validation.
+
+    python -m mnist_budget.search [--jobs N]
+
+Rung 1 queues one experiment per candidate of search/candidates.yaml (its changes over
+search/params.yaml's recipe, passed as `-S` overrides, trained on seed 1 with 10,000
+training images held out), runs the queue with `dvc queue start -j N` (one thread per job)
+and ranks each budget's candidates by validation accuracy. Rung 2 trains the best `keep`
+of each budget on `finalist_seeds`. Every finished experiment is appended to
+reports/search/runs.csv as it arrives, and reports/search/table.md is rewritten: the test
+accuracy is read and shown for finalists only, after they were chosen. Run it again to
+resume: candidates already in runs.csv are not trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from mnist_budget.atomic_files import atomic_path, write_text
+from mnist_budget.errors import StageError
+from mnist_budget.layout import Layout
+from mnist_budget.model_stats import count_params
+from mnist_budget.nets import build_net
+from mnist_budget.params import load_params, require
+from mnist_budget.step_config import load_steps, merged
+
+SEARCH = Layout.of("search")
+CANDIDATES = Path("search/candidates.yaml")
+STEP = "candidate"  # the search pipeline's one step
+RUNS = SEARCH.reports / "runs.csv"
+TABLE = SEARCH.reports / "table.md"
+RUN_COLUMNS = ["budget", "candidate", "rung", "experiment", "seed", "params", "val_accuracy", "test_accuracy"]
+POLL_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    budget: str
+    changes: dict[str, Any]  # step keys over the search recipe, as in params.yaml
+    params: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    keep: int  # finalists per budget
+    finalist_seeds: tuple[int, ...]
+    budgets: dict[str, int]  # name -> max params
+    candidates: dict[str, Candidate]
+
+
+def load_plan(path: Path = CANDIDATES) -> Plan:
+    """The candidates, each resolved over the search recipe, validated and counted now:
+    a typo or a net over its budget stops here, before anything is queued."""
+    plan = yaml.safe_load(path.read_text())
+    params = load_params(SEARCH.params)
+    budgets, candidates = {}, {}
+    for budget, section in plan["budgets"].items():
+        budgets[budget] = section["max_params"]
+        for name, changes in section["candidates"].items():
+            require(name not in candidates, f"{path}: {name}", "is listed twice")
+            entry = merged(params["steps"][STEP], changes or {})
+            step = load_steps({**params, "steps": {STEP: entry}})[STEP]
+            size = count_params(build_net(step))["params_total"]
+            require(
+                size <= budgets[budget],
+                f"{path}: {budget}.{name}",
+                f"has {size:,} params, over the {budget} budget of {budgets[budget]:,}",
+            )
+            candidates[name] = Candidate(name, budget, changes or {}, size)
+    return Plan(plan["keep"], tuple(plan["finalist_seeds"]), budgets, candidates)
+
+
+def hydra_value(value: Any) -> str:
+    """A params value in the override grammar of `dvc exp run -S` (Hydra's)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(hydra_value, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def overrides(candidate: Candidate, seeds: tuple[int, ...]) -> list[str]:
+    """`-S` arguments: the candidate's step keys, and its seeds."""
+    where = f"{SEARCH.params}:"
+    args = [f"{where}recipe.seeds={hydra_value(list(seeds))}"]
+    for key, value in candidate.changes.items():
+        args.append(f"{where}++steps.{STEP}.{key}={hydra_value(value)}")
+    return [word for arg in args for word in ("-S", arg)]
+
+
+def dvc(*args: str) -> str:
+    done = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise StageError(f"dvc {' '.join(args[:3])} failed: {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+def experiment_metrics() -> dict[str, dict]:
+    """Every finished experiment's name -> its candidate metrics (`dvc exp show --json`)."""
+    metrics_file = SEARCH.metrics(STEP).as_posix()
+    found = {}
+    for commit in json.loads(dvc("exp", "show", "--json")):
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment["revs"]:
+                data = (rev.get("data") or {}).get("metrics", {}).get(metrics_file, {}).get("data")
+                if rev.get("name") and data:
+                    found[rev["name"]] = data
+    return found
+
+
+def queue_states() -> dict[str, str]:
+    """Experiment name -> its state in `dvc queue status` (Queued, Running, Success, Failed)."""
+    lines = dvc("queue", "status").splitlines()[1:]
+    return {words[1]: words[-1] for words in map(str.split, lines) if len(words) > 3}
+
+
+def experiment_name(candidate: str, rung: int) -> str:
+    return f"{candidate}-r{rung}"
+
+
+def read_runs() -> pd.DataFrame:
+    return pd.read_csv(RUNS) if RUNS.is_file() else pd.DataFrame(columns=RUN_COLUMNS)
+
+
+def write_runs(runs: pd.DataFrame, plan: Plan) -> None:
+    runs = runs.sort_values(["budget", "candidate", "seed"], kind="stable")
+    with atomic_path(RUNS) as tmp:
+        runs[RUN_COLUMNS].to_csv(tmp, index=False)
+    write_text(TABLE, table(runs, plan))
+
+
+def rows_of(candidate: Candidate, rung: int, metrics: dict, with_test: bool) -> list[dict]:
+    """One row per seed of an experiment; its test accuracy only for a finalist."""
+    val = metrics["validation_accuracy"]["per_seed"]
+    test = metrics["test_accuracy"]["per_seed"]
+    return [
+        {
+            "budget": candidate.budget,
+            "candidate": candidate.name,
+            "rung": rung,
+            "experiment": experiment_name(candidate.name, rung),
+            "seed": int(seed),
+            "params": metrics["params_total"],
+            "val_accuracy": val[seed],
+            "test_accuracy": test[seed] if with_test else None,
+        }
+        for seed in val
+    ]
+
+
+def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jobs: int) -> None:
+    """Queue `names` (skipping those already in runs.csv), run the queue, and record each
+    experiment as it finishes."""
+    runs = read_runs()
+    done = set(runs.loc[runs["rung"] == rung, "candidate"])
+    todo = [name for name in names if name not in done]
+    if not todo:
+        return
+    finished, states = experiment_metrics(), queue_states()
+    for name in todo:
+        if experiment_name(name, rung) not in finished and states.get(experiment_name(name, rung)) not in (
+            "Queued",
+            "Running",
+        ):
+            print(f"search: queueing {experiment_name(name, rung)} (seeds {list(seeds)})", file=sys.stderr)
+            dvc("exp", "run", "--queue", f"{SEARCH.params.parent}/dvc.yaml", "-n", experiment_name(name, rung),
+                *overrides(plan.candidates[name], seeds))
+    dvc("queue", "start", "-j", str(jobs))
+    started = time.monotonic()
+    while todo:
+        finished, states = experiment_metrics(), queue_states()
+        for name in list(todo):
+            experiment = experiment_name(name, rung)
+            if states.get(experiment) == "Failed":
+                raise StageError(f"search: {experiment} failed; see `dvc queue logs {experiment}`")
+            if experiment in finished:
+                rows = rows_of(plan.candidates[name], rung, finished[experiment], with_test=rung > 1)
+                runs = pd.concat([read_runs(), pd.DataFrame(rows)], ignore_index=True)
+                write_runs(runs, plan)
+                todo.remove(name)
+                best = max(row["val_accuracy"] for row in rows)
+                print(f"search: {experiment} done, validation {best:.2%} -> {RUNS}", file=sys.stderr)
+        if todo:
+            minutes = (time.monotonic() - started) / 60
+            print(f"search: rung {rung}: {len(todo)} to go after {minutes:.0f} min", file=sys.stderr)
+            time.sleep(POLL_SECONDS)
+
+
+def ranked(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per candidate: validation mean and min over its seeds, best first."""
+    grouped = runs.groupby(["budget", "candidate"])
+    summary = grouped.agg(
+        params=("params", "first"),
+        seeds=("seed", lambda s: ", ".join(map(str, sorted(s)))),
+        val_mean=("val_accuracy", "mean"),
+        val_min=("val_accuracy", "min"),
+        test_mean=("test_accuracy", "mean"),
+        test_min=("test_accuracy", "min"),
+        test_count=("test_accuracy", "count"),
+        runs=("seed", "count"),
+    ).reset_index()
+    return summary.sort_values(["budget", "runs", "val_mean"], ascending=[True, False, False], kind="stable")
+
+
+def finalists(runs: pd.DataFrame, plan: Plan) -> list[str]:
+    """Each budget's best `keep` candidates by rung-1 validation accuracy (seed 1)."""
+    first = runs[runs["rung"] == 1].sort_values("val_accuracy", ascending=False, kind="stable")
+    return [name for _, group in first.groupby("budget") for name in group["candidate"].head(plan.keep)]
+
+
+def record_finalist_tests(plan: Plan, names: list[str]) -> None:
+    """The finalists' rung-1 test accuracy, read now that they are chosen."""
+    runs, finished = read_runs(), experiment_metrics()
+    for name in names:
+        mask = (runs["candidate"] == name) & (runs["rung"] == 1)
+        if runs.loc[mask, "test_accuracy"].notna().all():
+            continue
+        experiment = experiment_name(name, 1)
+        if experiment not in finished:
+            raise StageError(f"search: {experiment}'s experiment is gone (`dvc exp show`); rerun it")
+        test = finished[experiment]["test_accuracy"]["per_seed"]
+        runs.loc[mask, "test_accuracy"] = [test[str(seed)] for seed in runs.loc[mask, "seed"]]
+    write_runs(runs, plan)
+
+
+def changes_text(changes: dict[str, Any]) -> str:
+    if not changes:
+        return "(the recipe)"
+    return "; ".join(f"`{key}: {json.dumps(value)}`" for key, value in changes.items())
+
+
+def table(runs: pd.DataFrame, plan: Plan) -> str:
+    """The search's table, per budget: validation mean and min over each candidate's
+    seeds, best first; test accuracy for finalists only."""
+    summary = ranked(runs)
+    lines = [
+        "# The recipe search",
+        "",
+        "Written by `python -m mnist_budget.search` from reports/search/runs.csv. Every candidate trains "
+        "on 50,000 training images and is ranked on the 10,000 held out (validation); rung 1 is seed 1, "
+        f"the best {plan.keep} of each budget (finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. "
+        "Test accuracy is read for finalists only, after they were chosen. Final-epoch accuracies.",
+        "",
+    ]
+    for budget, group in summary.groupby("budget", sort=False):
+        shown = pd.DataFrame(
+            {
+                "candidate": [f"`{name}`" for name in group["candidate"]],
+                "changes over search/params.yaml": [changes_text(plan.candidates[n].changes) if n in plan.candidates else "" for n in group["candidate"]],
+                "params": group["params"].map("{:,}".format),
+                "seeds": group["seeds"],
+                "validation mean": group["val_mean"].map("{:.2%}".format),
+                "validation min": group["val_min"].map("{:.2%}".format),
+                "test mean": [f"{m:.2%}" if n else "" for m, n in zip(group["test_mean"], group["test_count"])],
+                "test min": [f"{m:.2%}" if n else "" for m, n in zip(group["test_min"], group["test_count"])],
+            }
+        )
+        lines += [f"## {budget} (at most {plan.budgets[budget]:,} params)", "", shown.to_markdown(index=False), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="queue workers (one thread each)")
+    args = parser.parse_args()
+    try:
+        plan = load_plan()
+        load_steps(load_params(SEARCH.params))  # the search's own params, checked before queueing
+        run_rung(plan, 1, list(plan.candidates), (1,), args.jobs)
+        chosen = finalists(read_runs(), plan)
+        print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
+        record_finalist_tests(plan, chosen)
+        run_rung(plan, 2, chosen, plan.finalist_seeds, args.jobs)
+    except StageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(f"search: done -> {TABLE}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
