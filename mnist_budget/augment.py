@@ -38,8 +38,10 @@ def random_affine(
     scale: float = 0.0,
     shear: float = 0.0,
     fill: float = 0.0,
+    probability: float = 1.0,
 ) -> torch.Tensor:
-    """Rotate (deg), translate (fraction of side), scale (relative) and shear (deg) each image.
+    """Rotate (deg), translate (fraction of side), scale (relative) and shear (deg) each image,
+    or, with `probability` below 1, that share of the images (the others stay as they are).
 
     `fill` is the value of the background that moves in: the normalized black pixel.
     """
@@ -52,6 +54,9 @@ def random_affine(
     # affine_grid maps output to input coordinates in [-1, 1]: a shift of a fraction t of
     # the side is 2t there, and zooming in by z samples a region 1/z as large.
     shift = _uniform(2 * n, 2 * translate, generator).view(n, 2)
+    if probability < 1:  # drawn only then: a step without it keeps its random stream
+        left = torch.rand(n, generator=generator) >= probability
+        angle[left], skew[left], zoom[left], shift[left] = 0.0, 0.0, 1.0, 0.0
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack(
         [
@@ -97,5 +102,6 @@ def augment(images: torch.Tensor, settings: dict, generator: torch.Generator, fi
         settings["scale"],
         settings["shear"],
         fill,
+        settings["probability"],
     )
     return random_erase(images, generator, settings["erase"], settings["erase_size"], fill)

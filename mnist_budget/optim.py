@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -117,6 +118,14 @@ SCHEDULES: dict[str, ScheduleKind] = {
         "batch",
         lambda opt, s, epochs, batches: _sched.CosineAnnealingLR(opt, epochs * batches, s["min_lr"]),
     ),
+    "piecewise": ScheduleKind(
+        "linear between (epoch, LR) points, stepped per batch; the optimizer's `lr` is ignored",
+        {"epochs": Key(list, REQUIRED, "increasing, from 0"), "lrs": Key(list, REQUIRED, "the LR at each")},
+        "batch",
+        lambda opt, s, epochs, batches: _sched.LambdaLR(
+            opt, lambda batch: float(np.interp(batch / batches, s["epochs"], s["lrs"])) / opt.defaults["lr"]
+        ),
+    ),
     # torch's ReduceLROnPlateau on the per-epoch accuracy, as the seed notebooks use it
     "plateau": ScheduleKind(
         "ReduceLROnPlateau on the epoch's validation accuracy (test accuracy without `validation`)",
@@ -153,6 +162,15 @@ def check_schedule(settings: dict[str, Any], where: str) -> None:
             f"{where}.milestones",
             "must be increasing epoch numbers",
         )
+    if name == "piecewise":
+        marks, lrs = settings["epochs"], settings["lrs"]
+        require(
+            len(marks) == len(lrs) >= 2 and all(isinstance(m, (int, float)) for m in marks + lrs),
+            f"{where}.lrs",
+            "needs one number per entry of `epochs`, at least two",
+        )
+        require(marks[0] == 0 and marks == sorted(marks), f"{where}.epochs", "must increase from 0")
+        require(min(lrs) >= 0, f"{where}.lrs", "must be >= 0")
     if name == "onecycle":
         require(settings["max_lr"] > 0, f"{where}.max_lr", "must be positive")
         require(0 < settings["pct_start"] < 1, f"{where}.pct_start", "must be in (0, 1)")

@@ -30,6 +30,7 @@ AUGMENT = {
     "translate": Key(float, 0.0, "±fraction of the side, per axis"),
     "scale": Key(float, 0.0, "±fraction"),
     "shear": Key(float, 0.0, "±degrees"),
+    "probability": Key(float, 1.0, "the share of images that get the rotation, shift, scale and shear"),
     "erase": Key(float, 0.0, "probability of one black square (cutout)"),
     "erase_size": Key(float, 0.25, "its side, as a fraction of the image side"),
 }
@@ -154,6 +155,7 @@ def parse_step(name: str, entry: Any) -> StepConfig:
     for key, value in augment.items():
         require(value >= 0, f"{where}.augment.{key}", "must be >= 0")
     require(augment["erase"] <= 1, f"{where}.augment.erase", "is a probability, at most 1")
+    require(augment["probability"] <= 1, f"{where}.augment.probability", "is a probability, at most 1")
     require(augment["scale"] < 1, f"{where}.augment.scale", "must be below 1")
 
     layers = values["layers"]
