@@ -104,23 +104,35 @@ def overrides(candidate: Candidate, seeds: tuple[int, ...]) -> list[str]:
     return [word for arg in args for word in ("-S", arg)]
 
 
-def dvc(*args: str) -> str:
-    done = subprocess.run(["dvc", *args], capture_output=True, text=True)
+def command(*args: str) -> str:
+    """Run a command; its output, or a one-line error naming it."""
+    done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode:
-        raise StageError(f"dvc {' '.join(args[:3])} failed: {(done.stderr or done.stdout).strip()}")
+        raise StageError(f"{' '.join(args[:4])} failed: {(done.stderr or done.stdout).strip()}")
     return done.stdout
 
 
+def dvc(*args: str) -> str:
+    return command("dvc", *args)
+
+
+def git(*args: str) -> str:
+    return command("git", *args)
+
+
 def experiment_metrics() -> dict[str, dict]:
-    """Every finished experiment's name -> its candidate metrics (`dvc exp show --json`)."""
+    """Every finished experiment's name -> its candidate metrics, read from the git ref
+    DVC commits it to (refs/exps/<baseline>/<name>): `dvc exp show` reads only the current
+    commit's experiments, or with --all-commits takes minutes."""
     metrics_file = SEARCH.metrics(STEP).as_posix()
     found = {}
-    for commit in json.loads(dvc("exp", "show", "--json")):
-        for experiment in commit.get("experiments") or []:
-            for rev in experiment["revs"]:
-                data = (rev.get("data") or {}).get("metrics", {}).get(metrics_file, {}).get("data")
-                if rev.get("name") and data:
-                    found[rev["name"]] = data
+    refs = git("for-each-ref", "refs/exps", "--format=%(refname)").split()
+    for ref in refs:
+        if ref.startswith("refs/exps/celery/") or ref.startswith("refs/exps/exec/"):
+            continue  # DVC's queue and run bookkeeping, not experiments
+        shown = subprocess.run(["git", "show", f"{ref}:{metrics_file}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            found[ref.rsplit("/", 1)[1]] = json.loads(shown.stdout)
     return found
 
 

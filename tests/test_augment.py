@@ -3,6 +3,7 @@
 import torch
 
 from mnist_budget.augment import affine_grid, augment, random_affine, random_erase
+from mnist_budget.step_config import AUGMENT
 
 BLACK = -0.4242  # a normalized black pixel: (0 - mean) / std
 
@@ -12,8 +13,8 @@ def batch(n=16):
 
 
 def settings(**values):
-    base = {"rotate": 0.0, "translate": 0.0, "scale": 0.0, "shear": 0.0, "erase": 0.0, "erase_size": 0.25}
-    return base | values
+    """A step's `augment`, with every default filled in as validation does."""
+    return {key: spec.default for key, spec in AUGMENT.items()} | values
 
 
 def test_zero_ranges_return_the_input_unchanged():
@@ -67,6 +68,16 @@ def test_erase_paints_one_black_square_per_chosen_image():
     assert painted.tolist() == [49] * 6  # round(0.25 * 28) = 7: a 7x7 square
     none = random_erase(images, torch.Generator().manual_seed(0), probability=0.0, size=0.25, fill=BLACK)
     assert torch.equal(none, images)
+
+
+def test_probability_transforms_that_share_and_leaves_the_rest_as_they_were():
+    images = torch.randn(400, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    out = random_affine(images, torch.Generator().manual_seed(0), rotate=10, translate=0.1, probability=0.25)
+    kept = [torch.allclose(a, b, atol=1e-5) for a, b in zip(images, out)]
+    assert 60 < len(kept) - sum(kept) < 140  # about a quarter of 400 transformed
+    # without it, the random stream is the one a step always had
+    always = random_affine(images, torch.Generator().manual_seed(0), rotate=10, translate=0.1)
+    assert torch.equal(always, random_affine(images, torch.Generator().manual_seed(0), 10, 0.1, probability=1.0))
 
 
 def test_sampling_grid_matches_torch_affine_grid():

@@ -72,6 +72,16 @@ def test_repository_params_are_valid():
         ({"optimizer": {"name": "rmsprop", "lr": 0.1}}, r"steps\.s1\.optimizer\.name: unknown 'rmsprop'"),
         ({"augment": {"rotate": -5}}, r"steps\.s1\.augment\.rotate: must be >= 0"),
         ({"augment": {"flip": 1}}, r"steps\.s1\.augment\.flip: unknown key"),
+        ({"augment": {"probability": 1.5}}, r"steps\.s1\.augment\.probability: is a probability, at most 1"),
+        ({"validation": 60000}, r"steps\.s1\.validation: holds out 0 to 59999 of the 60,000 training images"),
+        (
+            {"schedule": {"name": "piecewise", "epochs": [0, 5], "lrs": [0.1]}},
+            r"steps\.s1\.schedule\.lrs: needs one number per entry of `epochs`",
+        ),
+        (
+            {"schedule": {"name": "piecewise", "epochs": [1, 5], "lrs": [0.1, 0.0]}},
+            r"steps\.s1\.schedule\.epochs: must increase from 0",
+        ),
         (
             {"layers": ["conv 8 drop=1.5", "gap", "conv 10 k=1"]},
             r"layers\[0\] \(conv\): drop must be in \[0, 1\)",

@@ -74,6 +74,16 @@ def test_cosine_per_batch():
     assert lrs == pytest.approx(expected)
 
 
+def test_piecewise_is_linear_between_its_points_per_batch():
+    settings = {"name": "piecewise", "epochs": [0, 2, 8, 10], "lrs": [0.05, 0.1, 0.01, 0.0]}
+    lrs = trace(settings, epochs=10, batches=4)
+    assert lrs[0] == pytest.approx(0.05)  # the optimizer's own lr (0.1) is not used
+    assert lrs[4] == pytest.approx(0.075)  # half way to epoch 2
+    assert lrs[8] == pytest.approx(0.1)
+    assert lrs[20] == pytest.approx(0.1 - 0.09 * 3 / 6)  # epoch 5 of the 2 -> 8 segment
+    assert lrs[-1] == pytest.approx(0.01 * 1 / 8)  # last batch: 1/4 epoch before the end
+
+
 def test_reduce_on_plateau_of_test_accuracy():
     accuracies = [0.90, 0.95, 0.95, 0.95, 0.95, 0.95]
     lrs = trace({"name": "plateau", "factor": 0.1, "patience": 2, "min_lr": 0.0}, 6, accuracies=accuracies)
