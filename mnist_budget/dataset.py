@@ -58,7 +58,10 @@ def load_mnist(device: torch.device, validation: int = 0) -> Mnist:
                 f"training images in {PREPARED_TENSORS}; hold out fewer"
             )
         kept, held = validation_split(train_labels, validation)
-        val_images, val_labels = normalize(train_images[held], mean, std).to(device), train_labels[held].to(device)
+        val_images, val_labels = (
+            normalize(train_images[held], mean, std).to(device),
+            train_labels[held].to(device),
+        )
         train_images, train_labels = train_images[kept], train_labels[kept]
     return Mnist(
         train_images=normalize(train_images, mean, std).to(device),

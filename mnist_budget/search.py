@@ -29,18 +29,15 @@ import yaml
 
 from mnist_budget.atomic_files import atomic_path, write_text
 from mnist_budget.errors import StageError
-from mnist_budget.layout import Layout
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
 from mnist_budget.params import load_params, require
+from mnist_budget.search_results import RUN_COLUMNS, RUNS, SEARCH, finalists, ranked, read_runs
 from mnist_budget.step_config import load_steps, merged
 
-SEARCH = Layout.of("search")
 CANDIDATES = Path("search/candidates.yaml")
 STEP = "candidate"  # the search pipeline's one step
-RUNS = SEARCH.reports / "runs.csv"
 TABLE = SEARCH.reports / "table.md"
-RUN_COLUMNS = ["budget", "candidate", "rung", "experiment", "seed", "params", "val_accuracy", "test_accuracy"]
 POLL_SECONDS = 30
 
 
@@ -58,6 +55,7 @@ class Plan:
     finalist_seeds: tuple[int, ...]
     budgets: dict[str, int]  # name -> max params
     candidates: dict[str, Candidate]
+    validation: int  # training images held out, ranked on
 
 
 def load_plan(path: Path = CANDIDATES) -> Plan:
@@ -79,7 +77,13 @@ def load_plan(path: Path = CANDIDATES) -> Plan:
                 f"has {size:,} params, over the {budget} budget of {budgets[budget]:,}",
             )
             candidates[name] = Candidate(name, budget, changes or {}, size)
-    return Plan(plan["keep"], tuple(plan["finalist_seeds"]), budgets, candidates)
+    validation = load_steps(params)[STEP].validation
+    require(
+        validation > 0,
+        f"{SEARCH.params}: recipe.validation",
+        "must hold images out: the search ranks on them",
+    )
+    return Plan(plan["keep"], tuple(plan["finalist_seeds"]), budgets, candidates, validation)
 
 
 def hydra_value(value: Any) -> str:
@@ -106,7 +110,7 @@ def overrides(candidate: Candidate, seeds: tuple[int, ...]) -> list[str]:
 
 def command(*args: str) -> str:
     """Run a command; its output, or a one-line error naming it."""
-    done = subprocess.run(args, capture_output=True, text=True)
+    done = subprocess.run(args, check=False, capture_output=True, text=True)
     if done.returncode:
         raise StageError(f"{' '.join(args[:4])} failed: {(done.stderr or done.stdout).strip()}")
     return done.stdout
@@ -128,9 +132,11 @@ def experiment_metrics() -> dict[str, dict]:
     found = {}
     refs = git("for-each-ref", "refs/exps", "--format=%(refname)").split()
     for ref in refs:
-        if ref.startswith("refs/exps/celery/") or ref.startswith("refs/exps/exec/"):
+        if ref.startswith(("refs/exps/celery/", "refs/exps/exec/")):
             continue  # DVC's queue and run bookkeeping, not experiments
-        shown = subprocess.run(["git", "show", f"{ref}:{metrics_file}"], capture_output=True, text=True)
+        shown = subprocess.run(
+            ["git", "show", f"{ref}:{metrics_file}"], check=False, capture_output=True, text=True
+        )
         if shown.returncode == 0:
             found[ref.rsplit("/", 1)[1]] = json.loads(shown.stdout)
     return found
@@ -144,10 +150,6 @@ def queue_states() -> dict[str, str]:
 
 def experiment_name(candidate: str, rung: int) -> str:
     return f"{candidate}-r{rung}"
-
-
-def read_runs() -> pd.DataFrame:
-    return pd.read_csv(RUNS) if RUNS.is_file() else pd.DataFrame(columns=RUN_COLUMNS)
 
 
 def write_runs(runs: pd.DataFrame, plan: Plan) -> None:
@@ -191,8 +193,15 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
             "Running",
         ):
             print(f"search: queueing {experiment_name(name, rung)} (seeds {list(seeds)})", file=sys.stderr)
-            dvc("exp", "run", "--queue", f"{SEARCH.params.parent}/dvc.yaml", "-n", experiment_name(name, rung),
-                *overrides(plan.candidates[name], seeds))
+            dvc(
+                "exp",
+                "run",
+                "--queue",
+                f"{SEARCH.params.parent}/dvc.yaml",
+                "-n",
+                experiment_name(name, rung),
+                *overrides(plan.candidates[name], seeds),
+            )
     dvc("queue", "start", "-j", str(jobs))
     started = time.monotonic()
     while todo:
@@ -212,28 +221,6 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
             minutes = (time.monotonic() - started) / 60
             print(f"search: rung {rung}: {len(todo)} to go after {minutes:.0f} min", file=sys.stderr)
             time.sleep(POLL_SECONDS)
-
-
-def ranked(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per candidate: validation mean and min over its seeds, best first."""
-    grouped = runs.groupby(["budget", "candidate"])
-    summary = grouped.agg(
-        params=("params", "first"),
-        seeds=("seed", lambda s: ", ".join(map(str, sorted(s)))),
-        val_mean=("val_accuracy", "mean"),
-        val_min=("val_accuracy", "min"),
-        test_mean=("test_accuracy", "mean"),
-        test_min=("test_accuracy", "min"),
-        test_count=("test_accuracy", "count"),
-        runs=("seed", "count"),
-    ).reset_index()
-    return summary.sort_values(["budget", "runs", "val_mean"], ascending=[True, False, False], kind="stable")
-
-
-def finalists(runs: pd.DataFrame, plan: Plan) -> list[str]:
-    """Each budget's best `keep` candidates by rung-1 validation accuracy (seed 1)."""
-    first = runs[runs["rung"] == 1].sort_values("val_accuracy", ascending=False, kind="stable")
-    return [name for _, group in first.groupby("budget") for name in group["candidate"].head(plan.keep)]
 
 
 def record_finalist_tests(plan: Plan, names: list[str]) -> None:
@@ -264,38 +251,53 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
     lines = [
         "# The recipe search",
         "",
-        "Written by `python -m mnist_budget.search` from reports/search/runs.csv. Every candidate trains "
-        "on 50,000 training images and is ranked on the 10,000 held out (validation); rung 1 is seed 1, "
-        f"the best {plan.keep} of each budget (finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. "
-        "Test accuracy is read for finalists only, after they were chosen. Final-epoch accuracies.",
+        (
+            f"Written by `python -m mnist_budget.search` from {RUNS}. Every candidate trains on the "
+            f"training images but {plan.validation:,} held out (stratified by label, the same for every "
+            f"seed) and is ranked on those (validation); rung 1 is seed 1, the best {plan.keep} of each "
+            f"budget (finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. Test accuracy is read "
+            "for finalists only, after they were chosen. Final-epoch accuracies."
+        ),
         "",
     ]
     for budget, group in summary.groupby("budget", sort=False):
         shown = pd.DataFrame(
             {
                 "candidate": [f"`{name}`" for name in group["candidate"]],
-                "changes over search/params.yaml": [changes_text(plan.candidates[n].changes) if n in plan.candidates else "" for n in group["candidate"]],
+                "changes over search/params.yaml": [
+                    changes_text(plan.candidates[n].changes) if n in plan.candidates else ""
+                    for n in group["candidate"]
+                ],
                 "params": group["params"].map("{:,}".format),
                 "seeds": group["seeds"],
                 "validation mean": group["val_mean"].map("{:.2%}".format),
                 "validation min": group["val_min"].map("{:.2%}".format),
-                "test mean": [f"{m:.2%}" if n else "" for m, n in zip(group["test_mean"], group["test_count"])],
+                "test mean": [
+                    f"{m:.2%}" if n else "" for m, n in zip(group["test_mean"], group["test_count"])
+                ],
                 "test min": [f"{m:.2%}" if n else "" for m, n in zip(group["test_min"], group["test_count"])],
             }
         )
-        lines += [f"## {budget} (at most {plan.budgets[budget]:,} params)", "", shown.to_markdown(index=False), ""]
+        lines += [
+            f"## {budget} (at most {plan.budgets[budget]:,} params)",
+            "",
+            shown.to_markdown(index=False),
+            "",
+        ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="queue workers (one thread each)")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="queue workers (one thread each)"
+    )
     args = parser.parse_args()
     try:
         plan = load_plan()
         load_steps(load_params(SEARCH.params))  # the search's own params, checked before queueing
         run_rung(plan, 1, list(plan.candidates), (1,), args.jobs)
-        chosen = finalists(read_runs(), plan)
+        chosen = finalists(read_runs(), plan.keep)
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
         record_finalist_tests(plan, chosen)
         run_rung(plan, 2, chosen, plan.finalist_seeds, args.jobs)

@@ -30,7 +30,9 @@ def train_seed(step: StepConfig, seed: int, bar_line: int = 0, threads: int = 1)
     device, generator = set_up(step, seed, threads)
     # channels-last: oneDNN's faster convolution layout on the CPU (+13% img/s at batch 64)
     model = build_net(step).to(device, memory_format=torch.channels_last)
-    history, trained = fit(model, load_mnist(device, step.validation), step, generator, f"{step.name} seed {seed}", bar_line)
+    history, trained = fit(
+        model, load_mnist(device, step.validation), step, generator, f"{step.name} seed {seed}", bar_line
+    )
     config = {"name": step.name, "seed": seed, "step": step.raw}
     return [{"seed": seed, **row} for row in history], model_bytes(trained, config)
 

@@ -139,11 +139,16 @@ def fit(
             )
             row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
             if data.val_images is not None:
-                row["val_loss"], row["val_accuracy"] = loss_and_accuracy(scored, data.val_images, data.val_labels)
-            row["test_loss"], row["test_accuracy"] = loss_and_accuracy(scored, data.test_images, data.test_labels)
+                row["val_loss"], row["val_accuracy"] = loss_and_accuracy(
+                    scored, data.val_images, data.val_labels
+                )
+            row["test_loss"], row["test_accuracy"] = loss_and_accuracy(
+                scored, data.test_images, data.test_labels
+            )
             shown = {"val": row["val_accuracy"]} if "val_accuracy" in row else {}
             bar.set_postfix(
-                loss=f"{train_loss:.4f}", **{k: f"{v:.2%}" for k, v in {**shown, "test": row["test_accuracy"]}.items()}
+                loss=f"{train_loss:.4f}",
+                **{k: f"{v:.2%}" for k, v in {**shown, "test": row["test_accuracy"]}.items()},
             )
         # accuracy-driven schedules watch the validation set when there is one
         schedule.after_epoch(row.get("val_accuracy", row["test_accuracy"]))

@@ -77,7 +77,9 @@ def test_probability_transforms_that_share_and_leaves_the_rest_as_they_were():
     assert 60 < len(kept) - sum(kept) < 140  # about a quarter of 400 transformed
     # without it, the random stream is the one a step always had
     always = random_affine(images, torch.Generator().manual_seed(0), rotate=10, translate=0.1)
-    assert torch.equal(always, random_affine(images, torch.Generator().manual_seed(0), 10, 0.1, probability=1.0))
+    assert torch.equal(
+        always, random_affine(images, torch.Generator().manual_seed(0), 10, 0.1, probability=1.0)
+    )
 
 
 def test_sampling_grid_matches_torch_affine_grid():
