@@ -11,6 +11,7 @@ import torch
 from mnist_budget import figures
 from mnist_budget.layout import MAIN, PREPARED_TENSORS
 from mnist_budget.scoring import per_seed
+from mnist_budget.search_results import ranked
 from mnist_budget.writeup import (
     Results,
     progression_table,
@@ -80,6 +81,44 @@ def verdict(m: dict[str, Any]) -> str:
     return f"it {accuracy}, {budget} the budget"
 
 
+def search_section(runs: pd.DataFrame, validation: int) -> list[str]:
+    """How the recipes were chosen: the search's finalists, ranked on validation."""
+    if runs.empty:
+        return []
+    summary = ranked(runs)
+    finalists = summary[summary["test_count"] > 0]
+    best = finalists.groupby("budget", sort=False).head(1)
+    shown = pd.DataFrame(
+        {
+            "budget": finalists["budget"],
+            "finalist": [f"`{name}`" for name in finalists["candidate"]],
+            "params": finalists["params"].map("{:,}".format),
+            "seeds": finalists["seeds"],
+            "validation mean": finalists["val_mean"].map("{:.2%}".format),
+            "validation min": finalists["val_min"].map("{:.2%}".format),
+            "test mean": finalists["test_mean"].map("{:.2%}".format),
+            "test min": finalists["test_min"].map("{:.2%}".format),
+        }
+    )
+    chosen = ", ".join(f"`{c}` ({b})" for b, c in zip(best["budget"], best["candidate"]))
+    return [
+        "## How the recipes were chosen",
+        "",
+        (
+            f"On validation, never on the test set: {runs['candidate'].nunique()} candidates trained on the "
+            f"training images but {validation:,} held out (stratified by label, the same images for every "
+            "seed) and were ranked on those: each on seed 1, then the best of each budget on more seeds "
+            f"(successive halving, `python -m mnist_budget.search`; every run in [the search's table]"
+            f"(search/table.md)). Best by validation mean: {chosen}. Their test accuracy below was read "
+            "only after they were chosen. The steps of this report train on all the training images and "
+            "are scored on the test set."
+        ),
+        "",
+        shown.to_markdown(index=False),
+        "",
+    ]
+
+
 def final_model_section(results: Results, final: str) -> list[str]:
     return [
         f"## The final model `{final}`",
@@ -98,7 +137,10 @@ def final_step(results: Results, headline: dict[str, Any] | None) -> str:
     return headline["final"]["step"] if headline else list(results.entries)[-1]
 
 
-def write_report(results: Results, headline: dict[str, Any] | None) -> str:
+def write_report(
+    results: Results, headline: dict[str, Any] | None, search: tuple[pd.DataFrame, int] | None = None
+) -> str:
+    """The report; `search`: the search's runs and its held-out image count, if it ran."""
     layout, names = results.layout, list(results.entries)
     final = final_step(results, headline)
     title = "the progression" if layout.name == MAIN else f"the `{layout.name}` pipeline"
@@ -125,6 +167,8 @@ def write_report(results: Results, headline: dict[str, Any] | None) -> str:
     for name in names:
         out += step_section(results, name, previous)
         previous = name
+    if search is not None:
+        out += search_section(*search)
     out += final_model_section(results, final)
     out += reproduce_section(layout)
     return "\n".join(out)

@@ -32,11 +32,10 @@ from mnist_budget.errors import StageError
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
 from mnist_budget.params import load_params, require
-from mnist_budget.search_results import RUN_COLUMNS, RUNS, SEARCH, finalists, ranked, read_runs
+from mnist_budget.search_results import RUN_COLUMNS, RUNS, SEARCH, STEP, finalists, ranked, read_runs
 from mnist_budget.step_config import load_steps, merged
 
 CANDIDATES = Path("search/candidates.yaml")
-STEP = "candidate"  # the search pipeline's one step
 TABLE = SEARCH.reports / "table.md"
 POLL_SECONDS = 30
 

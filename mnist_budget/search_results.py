@@ -8,6 +8,7 @@ import pandas as pd
 from mnist_budget.layout import Layout
 
 SEARCH = Layout.of("search")
+STEP = "candidate"  # the search pipeline's one step: each experiment sets it
 RUNS = SEARCH.reports / "runs.csv"
 RUN_COLUMNS = ["budget", "candidate", "rung", "experiment", "seed", "params", "val_accuracy", "test_accuracy"]
 

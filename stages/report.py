@@ -2,8 +2,8 @@
 
     python -m stages.report [--pipeline NAME]
 
-Writes reports/report.md (headline, table, then Target / Result / Analysis per step),
-summary.csv, the figures it embeds, and reports/plots/ (the series `dvc plots show` draws).
+Writes reports/report.md (headline, table, then Target / Result / Analysis per step, and
+for the main pipeline how its recipes were chosen: reports/search/runs.csv), summary.csv, the figures it embeds, and reports/plots/ (the series `dvc plots show` draws).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from mnist_budget.atomic_files import read_json, write_text
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.params import load_params
-from mnist_budget.step_config import load_target
+from mnist_budget.search_results import RUNS, SEARCH, STEP, read_runs
+from mnist_budget.step_config import load_steps, load_target
 from mnist_budget.writeup import Results, write_tables
 
 
@@ -27,7 +28,10 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     final = progression_report.final_step(results, headline)
     progression_report.write_figures(results, final, params.get("public_results", []))
     write_tables(results, final)
-    write_text(layout.reports / "report.md", progression_report.write_report(results, headline))
+    search = None
+    if layout == MAIN_LAYOUT and RUNS.is_file():  # how the main recipes were chosen
+        search = read_runs(), load_steps(load_params(SEARCH.params))[STEP].validation
+    write_text(layout.reports / "report.md", progression_report.write_report(results, headline, search))
     print(f"report: {len(results.entries)} steps -> {layout.reports / 'report.md'}", file=sys.stderr)
 
 

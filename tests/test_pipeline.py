@@ -22,12 +22,22 @@ import vl_convert
 import yaml
 
 from mnist_budget.mnist import MNIST_FILES
+from mnist_budget.search_results import RUN_COLUMNS
 from mnist_budget.writeup import HEIGHT, WIDTH, ZOOM
 from tests.conftest import serve_folder, write_synthetic_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ["stages", "mnist_budget", "plots", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
+PROJECT_FILES = [
+    "stages",
+    "mnist_budget",
+    "plots",
+    "search",
+    "dvc.yaml",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+]
 STEPS = ("tiny-a", "tiny-b")
 SEEDS = [1, 2]
 METRIC_KEYS = {
@@ -138,6 +148,8 @@ def project(tmp_path_factory):
     with serve_folder(served) as url:
         (root / "params.yaml").write_text(PARAMS.format(url=url))
         (root / "data").mkdir()
+        (root / "reports/search").mkdir(parents=True)  # no search yet: the report says nothing of it
+        (root / "reports/search/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "project"], root, env)
@@ -690,3 +702,79 @@ def test_seed_systems_run_one_system_alone_then_compare(project):
     assert "## System x" in report and "### `x-huge` (config only: needs a GPU)" in report
     assert (root / "reports/seed-systems/figures/accuracy-y.png").stat().st_size > 0
     assert not (root / "models/seed-systems/x-huge").exists()
+
+
+SEARCH_PARAMS = """\
+target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
+recipe:
+  layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+  epochs: 1
+  batch_size: 32
+  validation: 80
+  seeds: [1]
+  threads: 1
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+steps:
+  candidate:
+    description: One candidate of the search.
+"""
+CANDIDATES = """\
+keep: 1
+finalist_seeds: [2]
+budgets:
+  small:
+    max_params: 2000
+    candidates:
+      plain: {}
+      stalled: {optimizer: {lr: 0.0000001}}
+      adam-rotated: {optimizer: {name: adam, lr: 0.01}, augment: {rotate: 10}, batch_size: 16}
+"""
+
+
+def experiment_file(root: Path, env: dict, name: str, path: str) -> dict:
+    """A JSON file as the experiment `name` committed it (its git ref)."""
+    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], root, env).stdout.split()
+    ref = next(r for r in refs if r.endswith(f"/{name}"))
+    return json.loads(run(["git", "show", f"{ref}:{path}"], root, env).stdout)
+
+
+def test_search_queues_experiments_and_ranks_them_on_validation(project):
+    """The search (run last: it adds experiments): rung 1 on seed 1, the best candidate on
+    seed 2 too, every row what its experiment measured, test accuracy for the finalist only."""
+    root, env, _ = project
+    (root / "search/params.yaml").write_text(SEARCH_PARAMS)
+    (root / "search/candidates.yaml").write_text(CANDIDATES)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "a search"], root, env)
+    search = [sys.executable, "-m", "mnist_budget.search", "--jobs", "1"]
+    log = run(search, root, env).stderr
+    runs = pd.read_csv(root / "reports/search/runs.csv")
+    first = runs[runs["rung"] == 1].set_index("candidate")
+    assert sorted(first.index) == ["adam-rotated", "plain", "stalled"] and set(first["seed"]) == {1}
+    assert first.loc["stalled", "val_accuracy"] < 0.5 < first.loc["plain", "val_accuracy"]
+    best = first["val_accuracy"].idxmax()
+    assert f"search: finalists {best}" in log
+    finals = runs[runs["rung"] == 2]
+    assert list(finals["candidate"]) == [best] and list(finals["seed"]) == [2]
+    assert runs.loc[runs["candidate"] == best, "test_accuracy"].notna().all()
+    assert runs.loc[runs["candidate"] != best, "test_accuracy"].isna().all()  # never read
+    metrics_file = "reports/search/steps/candidate/metrics.json"
+    for row in runs.itertuples():
+        metrics = experiment_file(root, env, row.experiment, metrics_file)
+        assert metrics["validation_accuracy"]["per_seed"][str(row.seed)] == row.val_accuracy
+        assert metrics["params_total"] == row.params
+    config = experiment_file(root, env, "adam-rotated-r1", "reports/search/configs/candidate.json")
+    assert config["optimizer"] == {"name": "adam", "lr": 0.01} and config["batch_size"] == 16
+    assert config["augment"] == {"rotate": 10} and config["validation"] == 80
+    table = (root / "reports/search/table.md").read_text()
+    assert table.index(f"`{best}`") < min(table.index(f"`{name}`") for name in first.index if name != best)
+    assert "80 held out" in table
+    # again: everything is recorded, nothing is queued
+    assert "queueing" not in run(search, root, env).stderr
+    # the main report now says how its recipes were chosen
+    assert "reports/search/runs.csv" in str(run(["dvc", "status"], root, env).stdout)
+    run(["dvc", "repro"], root, env)
+    report = (root / "reports/report.md").read_text()
+    assert (
+        "## How the recipes were chosen" in report and f"Best by validation mean: `{best}` (small)" in report
+    )
