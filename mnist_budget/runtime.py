@@ -16,8 +16,8 @@ def worker_count(step: StepConfig) -> int:
 
     Each worker uses one thread (measured here: a 2-thread process is only 12% faster than a
     1-thread one, and 3.2x slower as soon as another process uses a core, while 1-thread
-    processes side by side do not slow each other). `dvc queue start -j N` sets
-    MNIST_THREADS to the cores / N.
+    processes side by side do not slow each other). Queued experiments inherit
+    $MNIST_THREADS from `dvc queue start`: give each of N jobs cores / N.
     """
     cores = int(os.environ.get("MNIST_THREADS") or step.threads or os.cpu_count() or 1)
     return max(1, min(cores, len(step.seeds)))
