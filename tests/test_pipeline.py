@@ -4,6 +4,7 @@ from a local folder and from an HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -731,11 +732,15 @@ budgets:
 """
 
 
-def experiment_file(root: Path, env: dict, name: str, path: str) -> dict:
-    """A JSON file as the experiment `name` committed it (its git ref)."""
+def experiment_text(root: Path, env: dict, name: str, path: str) -> str:
+    """A file as the experiment `name` committed it (its git ref)."""
     refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], root, env).stdout.split()
     ref = next(r for r in refs if r.endswith(f"/{name}"))
-    return json.loads(run(["git", "show", f"{ref}:{path}"], root, env).stdout)
+    return run(["git", "show", f"{ref}:{path}"], root, env).stdout
+
+
+def experiment_file(root: Path, env: dict, name: str, path: str) -> dict:
+    return json.loads(experiment_text(root, env, name, path))
 
 
 def test_search_queues_experiments_and_ranks_them_on_validation(project):
@@ -763,6 +768,20 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
         metrics = experiment_file(root, env, row.experiment, metrics_file)
         assert metrics["validation_accuracy"]["per_seed"][str(row.seed)] == row.val_accuracy
         assert metrics["params_total"] == row.params
+    # the train stage scored the held-out images each epoch; evaluate rescored the exported model
+    history = pd.read_csv(
+        io.StringIO(experiment_text(root, env, f"{best}-r2", "reports/search/steps/candidate/history.csv"))
+    )
+    assert list(history.columns[:6]) == [
+        "seed",
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+    ]
+    metrics = experiment_file(root, env, f"{best}-r2", metrics_file)
+    assert history["val_accuracy"].iloc[-1] == metrics["validation_accuracy"]["mean"]
     config = experiment_file(root, env, "adam-rotated-r1", "reports/search/configs/candidate.json")
     assert config["optimizer"] == {"name": "adam", "lr": 0.01} and config["batch_size"] == 16
     assert config["augment"] == {"rotate": 10} and config["validation"] == 80
