@@ -3,7 +3,7 @@ pipeline trained its seed runs before), against side by side with one thread eac
 `train@<step>` trains them now), on an idle machine and with one core kept busy by another
 program (a user's browser, a second `dvc exp`).
 
-    python -m benchmarks.seed_throughput [--step s7-ema] [--seeds 3] [--epochs 1] [--repeats 3]
+    python -m benchmarks.seed_throughput [--step NAME] [--seeds 3] [--epochs 1] [--repeats 3]
 
 Each arm trains the step's recipe (from params.yaml, real MNIST) for `--epochs` per seed,
 every process started fresh as a stage starts it, and reports training images per second
@@ -78,13 +78,15 @@ def measure(step: StepConfig, arm: str, busy: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--step", default="s7-ema")
+    parser.add_argument("--step", help="a step of params.yaml (default: the headline's final step)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/seed_throughput.md"))
     args = parser.parse_args()
-    step = load_steps(load_params(Path("params.yaml")))[args.step]
+    params = load_params(Path("params.yaml"))
+    args.step = args.step or params["headline"]["final"]
+    step = load_steps(params)[args.step]
     step = dataclasses.replace(step, epochs=args.epochs, seeds=tuple(range(1, args.seeds + 1)), threads=0)
     runs: dict[tuple[str, bool], list[float]] = {(arm, busy): [] for busy in (False, True) for arm in ARMS}
     for repeat in range(args.repeats):
