@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,16 @@ def dvc(*args: str) -> str:
     return command("dvc", *args)
 
 
+def start_queue(jobs: int) -> None:
+    """`dvc queue start -j jobs`. Its workers run on in the background holding whatever
+    output it had: a pipe would keep us waiting until the queue is empty, so a file."""
+    with tempfile.TemporaryFile("w+") as log:
+        done = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=False, stdout=log, stderr=log)
+        if done.returncode:
+            log.seek(0)
+            raise StageError(f"dvc queue start failed: {log.read().strip()}")
+
+
 def git(*args: str) -> str:
     return command("git", *args)
 
@@ -201,7 +212,7 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
                 experiment_name(name, rung),
                 *overrides(plan.candidates[name], seeds),
             )
-    dvc("queue", "start", "-j", str(jobs))
+    start_queue(jobs)
     started = time.monotonic()
     while todo:
         finished, states = experiment_metrics(), queue_states()
