@@ -1,13 +1,17 @@
 """The search's plan and overrides, checked before anything is queued (the queue itself
 runs in tests/test_pipeline.py)."""
 
+from dataclasses import fields
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import yaml
 
-from mnist_budget.params import ParamsError
+from mnist_budget.params import ParamsError, load_params
 from mnist_budget.search import hydra_value, load_plan, overrides
-from mnist_budget.search_results import finalists, ranked
+from mnist_budget.search_results import SEARCH, STEP, finalists, ranked, read_runs
+from mnist_budget.step_config import load_steps, merged
 from tests.test_pipeline import SEARCH_PARAMS
 
 
@@ -70,3 +74,24 @@ def test_finalists_are_each_budgets_best_on_seed_1_validation():
     # more seeds rank first: a finalist's mean over 3 seeds above a single lucky seed
     more = pd.concat([runs, runs.iloc[[2, 2]].assign(rung=2, seed=[2, 3], val_accuracy=[0.92, 0.94])])
     assert list(ranked(more).query("budget == 'a'")["candidate"]) == ["z", "y", "x"]
+
+
+def test_the_headline_steps_are_the_search_winners_on_all_training_images():
+    """params.yaml's final and tiny steps train what the search chose on validation (the
+    best finalist of each budget by mean validation accuracy), on every training image."""
+    params, search = load_params(Path("params.yaml")), load_params(SEARCH.params)
+    steps, plan = load_steps(params), load_plan()
+    summary = ranked(read_runs())
+    winners = summary[summary["test_count"] > 0].groupby("budget").head(1).set_index("budget")["candidate"]
+    for role, budget in (("final", "final"), ("tiny", "tiny")):
+        changes = plan.candidates[winners[budget]].changes
+        chosen = load_steps({**search, "steps": {STEP: merged(search["steps"][STEP], changes)}})[STEP]
+        step = steps[params["headline"][role]]
+        assert step.validation == 0 and chosen.validation > 0
+        same = ("name", "raw", "description", "seeds", "validation", "threads")
+        differences = {
+            f.name: (getattr(step, f.name), getattr(chosen, f.name))
+            for f in fields(step)
+            if f.name not in same and getattr(step, f.name) != getattr(chosen, f.name)
+        }
+        assert not differences, f"{step.name} is not the search's {winners[budget]}: {differences}"
