@@ -6,6 +6,7 @@ validation and the README's tables (see `docs`). No torch here: the download sta
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -88,6 +89,13 @@ class _StrictLoader(yaml.SafeLoader):
                 raise ParamsError(f"{self.name}: line {key_node.start_mark.line + 1}: duplicate key {key!r}")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# DVC writes params back with ruamel (YAML 1.2), where `1e-07` is a float: `dvc exp run -S
+# 'recipe.optimizer.lr=1e-7'` writes exactly that, which YAML 1.1 (PyYAML) reads as a string.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:

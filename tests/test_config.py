@@ -211,3 +211,13 @@ def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
     threads = next(line for line in original.splitlines() if line.startswith("  threads: 0"))
     assert removed == [f"-{threads}"]  # its comment, if any, stays
     assert added == [f"+{threads.replace('threads: 0', 'threads: 1')}", "+    label_smoothing: 0.25"]
+
+
+def test_small_floats_that_dvc_exp_run_s_writes_are_numbers(tmp_path):
+    """ruamel writes 1e-7 as `1e-07`, a float in YAML 1.2 and a string in PyYAML's 1.1."""
+    path = tmp_path / "params.yaml"
+    path.write_text("recipe:\n  optimizer: {name: sgd, lr: 0.01}\n  label_smoothing: 0.0\n")
+    apply_overrides(str(path), ["recipe.optimizer.lr=1e-7", "recipe.label_smoothing=2.5e-3"])
+    assert "lr: 1e-07" in path.read_text()
+    recipe = load_params(path)["recipe"]
+    assert recipe["optimizer"]["lr"] == 1e-7 and recipe["label_smoothing"] == 0.0025
