@@ -38,7 +38,8 @@ from mnist_budget.step_config import load_steps, merged
 
 CANDIDATES = Path("search/candidates.yaml")
 TABLE = SEARCH.reports / "table.md"
-POLL_SECONDS = 30
+POLL_SECONDS = 30  # between looks at the finished experiments
+REPORT_SECONDS = 300  # between progress lines when nothing finished
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,9 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
                 *overrides(plan.candidates[name], seeds),
             )
     start_queue(jobs)
-    started = time.monotonic()
+    started = last_line = time.monotonic()
     while todo:
+        count = len(todo)
         finished, states = experiment_metrics(), queue_states()
         for name in list(todo):
             experiment = experiment_name(name, rung)
@@ -228,8 +230,13 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
                 best = max(row["val_accuracy"] for row in rows)
                 print(f"search: {experiment} done, validation {best:.2%} -> {RUNS}", file=sys.stderr)
         if todo:
-            minutes = (time.monotonic() - started) / 60
-            print(f"search: rung {rung}: {len(todo)} to go after {minutes:.0f} min", file=sys.stderr)
+            now = time.monotonic()
+            if len(todo) < count or now - last_line >= REPORT_SECONDS:
+                print(
+                    f"search: rung {rung}: {len(todo)} to go after {(now - started) / 60:.0f} min",
+                    file=sys.stderr,
+                )
+                last_line = now
             time.sleep(POLL_SECONDS)
 
 

@@ -3,7 +3,8 @@
     python -m stages.report [--pipeline NAME]
 
 Writes reports/report.md (headline, table, then Target / Result / Analysis per step, and
-for the main pipeline how its recipes were chosen: reports/search/runs.csv), summary.csv, the figures it embeds, and reports/plots/ (the series `dvc plots show` draws).
+for the main pipeline how its recipes were chosen: reports/search/runs.csv), summary.csv,
+the figures it embeds, and reports/plots/ (the series `dvc plots show` draws).
 """
 
 from __future__ import annotations
