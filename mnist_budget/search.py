@@ -227,8 +227,8 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
                 runs = pd.concat([read_runs(), pd.DataFrame(rows)], ignore_index=True)
                 write_runs(runs, plan)
                 todo.remove(name)
-                best = max(row["val_accuracy"] for row in rows)
-                print(f"search: {experiment} done, validation {best:.2%} -> {RUNS}", file=sys.stderr)
+                scores = ", ".join(f"{row['val_accuracy']:.2%} (seed {row['seed']})" for row in rows)
+                print(f"search: {experiment} done, validation {scores} -> {RUNS}", file=sys.stderr)
         if todo:
             now = time.monotonic()
             if len(todo) < count or now - last_line >= REPORT_SECONDS:
