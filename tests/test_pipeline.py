@@ -97,6 +97,33 @@ public_results:
 """
 
 
+SEARCH_PARAMS = """\
+target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
+recipe:
+  layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+  epochs: 4
+  batch_size: 32
+  validation: 80
+  seeds: [1]
+  threads: 1
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+steps:
+  candidate:
+    description: One candidate of the search.
+"""
+CANDIDATES = """\
+keep: 1
+finalist_seeds: [2]
+budgets:
+  small:
+    max_params: 2000
+    candidates:
+      plain: {}
+      stalled: {optimizer: {lr: 0.0000001}}
+      adam-rotated: {optimizer: {name: adam, lr: 0.01}, augment: {rotate: 10}, batch_size: 16}
+"""
+
+
 def stages_ran(args: list[str], cwd: Path, env: dict) -> list[str]:
     """Run a dvc command; the stages it ran, in order, e.g. `references/dvc.yaml:report`."""
     lines = run(args, cwd, env).stdout.splitlines()
@@ -135,7 +162,7 @@ def project(tmp_path_factory):
     for name in PROJECT_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "dvc.lock"))
         else:
             shutil.copy(source, root / name)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MNIST_MIRROR": str(local)}
@@ -148,6 +175,8 @@ def project(tmp_path_factory):
     (root / "plots" / "offline.html").unlink()  # the plots_page stage must build it
     with serve_folder(served) as url:
         (root / "params.yaml").write_text(PARAMS.format(url=url))
+        (root / "search/params.yaml").write_text(SEARCH_PARAMS)
+        (root / "search/candidates.yaml").write_text(CANDIDATES)
         (root / "data").mkdir()
         (root / "reports/search").mkdir(parents=True)  # no search yet: the report says nothing of it
         (root / "reports/search/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
@@ -155,6 +184,9 @@ def project(tmp_path_factory):
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "project"], root, env)
         first = run(["dvc", "repro"], root, env)
+        # as in the repository, the search pipeline has run once (its baseline candidate):
+        # `dvc checkout` fails on a pipeline that never ran
+        run(["dvc", "repro", "search/dvc.yaml"], root, env)
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "results"], root, env)
     return root, env, first
@@ -705,33 +737,6 @@ def test_seed_systems_run_one_system_alone_then_compare(project):
     assert not (root / "models/seed-systems/x-huge").exists()
 
 
-SEARCH_PARAMS = """\
-target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
-recipe:
-  layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
-  epochs: 4
-  batch_size: 32
-  validation: 80
-  seeds: [1]
-  threads: 1
-  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
-steps:
-  candidate:
-    description: One candidate of the search.
-"""
-CANDIDATES = """\
-keep: 1
-finalist_seeds: [2]
-budgets:
-  small:
-    max_params: 2000
-    candidates:
-      plain: {}
-      stalled: {optimizer: {lr: 0.0000001}}
-      adam-rotated: {optimizer: {name: adam, lr: 0.01}, augment: {rotate: 10}, batch_size: 16}
-"""
-
-
 def experiment_text(root: Path, env: dict, name: str, path: str) -> str:
     """A file as the experiment `name` committed it (its git ref)."""
     refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], root, env).stdout.split()
@@ -747,10 +752,6 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     """The search (run last: it adds experiments): rung 1 on seed 1, the best candidate on
     seed 2 too, every row what its experiment measured, test accuracy for the finalist only."""
     root, env, _ = project
-    (root / "search/params.yaml").write_text(SEARCH_PARAMS)
-    (root / "search/candidates.yaml").write_text(CANDIDATES)
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "a search"], root, env)
     search = [sys.executable, "-m", "mnist_budget.search", "--jobs", "1"]
     log = run(search, root, env).stderr
     runs = pd.read_csv(root / "reports/search/runs.csv")
