@@ -50,23 +50,31 @@ def accuracy_figure(histories: dict[str, pd.DataFrame], target: float) -> plt.Fi
     return fig
 
 
-def claims_vs_reproduced(points: list[tuple[str, float, float]], target: float, path: Path) -> None:
-    """Each write-up's claimed accuracy (gray square) and this project's run read the same
-    way (blue dot), one row per claim."""
+def claims_vs_reproduced(points: list[tuple[str, float, list[float]]], target: float, path: Path) -> None:
+    """Each write-up's claimed test accuracy (gray square) and this project's runs read the
+    same way: every seed (small blue dot) and their mean (large blue dot), one row per claim."""
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(points) + 1.6))
-    for row, (label, claimed, reproduced) in enumerate(points):
-        ax.plot([claimed * 100, reproduced * 100], [row, row], color="lightgray", zorder=1)
+    for row, (label, claimed, seeds) in enumerate(points):
+        mean = sum(seeds) / len(seeds) * 100
+        ax.plot([claimed * 100, mean], [row, row], color="lightgray", zorder=1)
         ax.scatter(
             claimed * 100, row, marker="s", color="tab:gray", zorder=2, label="claimed" if row == 0 else None
         )
         ax.scatter(
-            reproduced * 100, row, color="tab:blue", zorder=3, label="reproduced here" if row == 0 else None
+            [value * 100 for value in seeds],
+            [row] * len(seeds),
+            s=10,
+            color="tab:blue",
+            alpha=0.6,
+            zorder=3,
+            label="each seed here" if row == 0 else None,
         )
+        ax.scatter(mean, row, color="tab:blue", zorder=4, label="mean over seeds" if row == 0 else None)
     ax.axvline(target * 100, color="black", linestyle="--", linewidth=1, label=f"target {target:.2%}")
     ax.set_yticks(range(len(points)), [label for label, _, _ in points], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy (%), read as the write-up read it (final, best or a given epoch)")
-    ax.set_title("Claimed against reproduced accuracy")
+    ax.set_title("Claimed against reproduced test accuracy")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     _save(fig, path)

@@ -695,17 +695,24 @@ gpu_steps:
 systems:
   x:
     title: System x
+    source: x.txt
     counts: trainable
     differs: It is synthetic.
     claims:
       x-huge: {params: 80000, epochs: 2}
-      x-small: {params: 1500, accuracy: 0.2, accuracy_at: 1, epochs: 2}
+      x-small:
+        params: 1500
+        epochs: 2
+        test_accuracy: {1: 0.2}
+        train_accuracy: {best: 0.2}
+        says: [overfitting]
   y:
     title: System y
+    source: y.txt
     counts: total
     differs: It is synthetic too.
     claims:
-      y-small: {params: 2000, accuracy: 0.999, accuracy_at: best, epochs: 2}
+      y-small: {params: 2000, test_accuracy: {best: 0.999}, epochs: 2}
 """
 
 
@@ -726,11 +733,20 @@ def test_seed_systems_run_one_system_alone_then_compare(project):
     report = (root / "reports/seed-systems/report.md").read_text()
     history = pd.read_csv(root / "reports/seed-systems/steps/x-small/history.csv")
     epoch1 = float(history.loc[history["epoch"] == 1, "test_accuracy"].iloc[0])  # one seed
-    rows = {line.split("|")[2].strip(): line for line in report.splitlines() if line.startswith("| x ")}
-    assert "config only: needs a GPU" in rows["`x-huge`"] and "GPU only" in rows["`x-huge`"]
-    assert f"{epoch1:.2%} at epoch 1" in rows["`x-small`"]  # read at the claimed epoch
-    y_row = next(line for line in report.splitlines() if line.startswith("| y "))
-    assert "❌ falls short" in y_row and "at the best epoch" in y_row
+    gap = history["train_accuracy"].max() - history["test_accuracy"].max()
+
+    def row(step: str, claim: str) -> list[str]:
+        """The comparison's row of one claim, as its cells."""
+        lines = [line for line in report.splitlines() if line.startswith(("| x ", "| y "))]
+        cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+        return next(c for c in cells if c[1] == f"`{step}`" and c[2] == claim)
+
+    assert row("x-huge", "epochs")[4:] == ["GPU only", "-", "config only: needs a GPU, not trained here"]
+    assert row("x-small", "test accuracy at epoch 1")[3:6] == ["20.00%", f"{epoch1:.2%}", "1"]
+    overfitting = row("x-small", "says")
+    assert overfitting[4] == f"best train - best test: {gap * 100:+.2f} pp"
+    assert overfitting[6] == ("✅ agrees" if gap > 0.001 else "❌ disagrees")
+    assert row("y-small", "test accuracy at the best epoch")[6].startswith("❌ falls short")
     assert "It is synthetic too." in report
     assert "## System x" in report and "### `x-huge` (config only: needs a GPU)" in report
     assert (root / "reports/seed-systems/figures/accuracy-y.png").stat().st_size > 0
