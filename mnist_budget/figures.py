@@ -51,6 +51,10 @@ def accuracy_figure(histories: dict[str, pd.DataFrame], target: float) -> plt.Fi
 
 
 def claims_vs_reproduced(points: list[tuple[str, float, list[float]]], target: float, path: Path) -> None:
+    _save(claims_figure(points, target), path)
+
+
+def claims_figure(points: list[tuple[str, float, list[float]]], target: float) -> plt.Figure:
     """Each write-up's claimed test accuracy (gray square) and this project's runs read the
     same way: every seed (small blue dot) and their mean (large blue dot), one row per claim."""
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(points) + 1.6))
@@ -77,7 +81,7 @@ def claims_vs_reproduced(points: list[tuple[str, float, list[float]]], target: f
     ax.set_title("Claimed against reproduced test accuracy")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    _save(fig, path)
+    return fig
 
 
 def loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:

@@ -1,6 +1,6 @@
-"""The report's accuracy figure shows what it says: each step's mean over seeds, a band
+"""The figures show what they say: the accuracy figure each step's mean over seeds, a band
 from the lowest to the highest seed, the target as one horizontal line, a y axis zoomed on
-the steps' final epochs."""
+the steps' final epochs; the claims figure each claim beside every seed and their mean."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from mnist_budget.figures import accuracy_figure
+from mnist_budget.figures import accuracy_figure, claims_figure
 
 
 def history(accuracies_by_seed: dict[int, list[float]]) -> pd.DataFrame:
@@ -43,5 +43,24 @@ def test_accuracy_figure_draws_mean_band_and_target():
         assert band_a.min() == pytest.approx(96.0) and band_a.max() == pytest.approx(99.6)  # min to max seed
         # zoomed on the last two thirds of the epochs: the lowest there (99.0%) less 0.2 pp, to 100%
         assert ax.get_ylim() == pytest.approx((98.8, 100.0))
+    finally:
+        plt.close(fig)
+
+
+def test_claims_figure_puts_each_claim_beside_every_seed_and_their_mean():
+    points = [("a (the best epoch)", 0.9950, [0.9930, 0.9940, 0.9935]), ("b (epoch 10)", 0.9840, [0.9860])]
+    fig = claims_figure(points, target=0.994)
+    ax = fig.axes[0]
+    try:
+        dots = {c.get_label(): c.get_offsets() for c in ax.collections}
+        np.testing.assert_allclose(dots["claimed"], [[99.5, 0]])  # the first row's; rows share a label once
+        np.testing.assert_allclose(dots["each seed here"], [[99.3, 0], [99.4, 0], [99.35, 0]])
+        np.testing.assert_allclose(dots["mean over seeds"], [[99.35, 0]])
+        row_b = [c.get_offsets() for c in ax.collections if c.get_label().startswith("_")]
+        np.testing.assert_allclose(row_b[0], [[98.4, 1]])  # b's claim, on the second row
+        target = next(line for line in ax.get_lines() if line.get_label() == "target 99.40%")
+        assert list(target.get_xdata()) == [99.4, 99.4] and target.get_transform() == ax.get_xaxis_transform()
+        assert [tick.get_text() for tick in ax.get_yticklabels()] == ["a (the best epoch)", "b (epoch 10)"]
+        assert ax.yaxis_inverted()  # the first claim on top
     finally:
         plt.close(fig)
