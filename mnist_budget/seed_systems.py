@@ -45,8 +45,8 @@ CLAIM_KEYS = {
     "epochs": Key(int, REQUIRED),
     "params": Key(int, None, "parameters, counted as the system counts"),
     "trainable_params": Key(int, None, "trainable parameters, where the write-up gives both"),
-    "test_accuracy": Key(dict, None, "where read (final, best or an epoch number) -> accuracy"),
-    "train_accuracy": Key(dict, None, "where read (final, best or an epoch number) -> accuracy"),
+    "test_accuracy": Key(dict, None, "where read (final, best or epoch N) -> accuracy"),
+    "train_accuracy": Key(dict, None, "where read (final, best or epoch N) -> accuracy"),
     "reached": Key(dict, None, "{accuracy, epoch}: the test accuracy first reached at that epoch"),
     "held": Key(dict, None, "{accuracy, after}: the test accuracy held in every epoch after that one"),
     "says": Key(list, None, "statements about fitting, each checked against the run"),
@@ -120,6 +120,22 @@ def _epoch(value: Any, epochs: int, where: str) -> None:
     require(ok, where, f"must be an epoch number from 1 to {epochs}, got {value!r}")
 
 
+def _read_at(at: Any, epochs: int, where: str) -> str | int:
+    """Where an accuracy was read: final, best, or `epoch N` as the epoch number. Text keys
+    only: DVC hashes a params section with sorted keys, and fails on a mapping that mixes
+    numbers and text ({best: ..., 10: ...})."""
+    if at in ("final", "best"):
+        return at
+    number = at.removeprefix("epoch ") if isinstance(at, str) and at.startswith("epoch ") else None
+    require(
+        number is not None and number.isdigit(),
+        where,
+        f"must be final, best or 'epoch N' (N from 1 to {epochs}), got {at!r}",
+    )
+    _epoch(int(number), epochs, where)
+    return int(number)
+
+
 def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
     values = read_section(entry, CLAIM_KEYS, where)
     epochs = values["epochs"]
@@ -130,9 +146,8 @@ def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
             claims.append(Claim(step, kind, values[kind]))
     for kind in ("train_accuracy", "test_accuracy"):
         for at, accuracy in (values[kind] or {}).items():
-            if at not in ("final", "best"):
-                _epoch(at, epochs, f"{where}.{kind}.{at}")
-            claims.append(Claim(step, kind, _accuracy(accuracy, f"{where}.{kind}.{at}"), at))
+            read_at = _read_at(at, epochs, f"{where}.{kind}.{at}")
+            claims.append(Claim(step, kind, _accuracy(accuracy, f"{where}.{kind}.{at}"), read_at))
     if values["reached"] is not None:
         reached = read_section(values["reached"], REACHED_KEYS, f"{where}.reached")
         if reached["epoch"] is not None:
@@ -228,8 +243,8 @@ def _epochs_text(epochs: list[int | None]) -> str:
 def check_reached(claim: Claim, run: Run) -> tuple[str, str]:
     """(reproduced, verdict): the first epoch each seed reached the accuracy."""
     firsts = [_first_epoch(curve, claim.value) for curve in run.per_seed("test_accuracy").values()]
-    text = f"epoch {_epochs_text(firsts)}"
     hits = [e for e in firsts if e is not None]
+    text = f"epoch {_epochs_text(firsts)}" if hits else "never reached"
     if claim.at is None:  # "crossed the target": at some epoch
         if len(hits) == len(firsts):
             return text, "✅ matches: every seed reaches it"

@@ -47,7 +47,7 @@ PARAMS = {
                 "a-small": {
                     "epochs": 2,
                     "params": 1000,
-                    "test_accuracy": {2: 0.99, "best": 0.995},
+                    "test_accuracy": {"epoch 2": 0.99, "best": 0.995},
                     "train_accuracy": {"final": 0.98},
                     "reached": {"accuracy": 0.99, "epoch": 2},
                     "held": {"accuracy": 0.99, "after": 1},
@@ -150,9 +150,16 @@ def test_valid_systems_load_in_order():
     [
         (
             {"test_accuracy": {"last": 0.99}},
-            "systems.a.claims.a-small.test_accuracy.last: must be an epoch number",
+            "systems.a.claims.a-small.test_accuracy.last: must be final, best or 'epoch N'",
         ),
-        ({"test_accuracy": {9: 0.99}}, "test_accuracy.9: must be an epoch number from 1 to 2, got 9"),
+        (
+            {"test_accuracy": {"epoch 9": 0.99}},
+            "test_accuracy.epoch 9: must be an epoch number from 1 to 2, got 9",
+        ),
+        (
+            {"test_accuracy": {10: 0.99}},
+            "test_accuracy.10: must be final, best or 'epoch N' (N from 1 to 2), got 10",
+        ),
         ({"train_accuracy": {"best": 99.4}}, "systems.a.claims.a-small.train_accuracy.best: is a fraction"),
         ({"epochs": "ten"}, "systems.a.claims.a-small.epochs: expected an integer"),
         ({"epochs": 3}, "a-small.epochs: the claim is for 3 epochs but the step trains 2"),
@@ -225,6 +232,10 @@ def test_first_epoch_reached_and_accuracy_held():
     assert verdict("reached", 0.993, 2) == ("epoch 2, 3, never", "✅ matches: within the seeds' epochs")
     assert verdict("reached", 0.99, None)[1] == "✅ matches: every seed reaches it"
     assert verdict("reached", 0.97, 2)[1] == "✅ beats: every seed reaches it earlier"
+    assert verdict("reached", 0.999, 2) == (
+        "never reached",
+        "❌ falls short: every seed reaches it later or never",
+    )
     reproduced, held = verdict("held", 0.993, 2)
     assert reproduced == "lowest after epoch 2: 99.17% (99.00%-99.50%)"
     assert held == "✅ matches on 1 of 3 seeds"
