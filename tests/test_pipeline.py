@@ -458,21 +458,22 @@ def test_sigterm_to_a_train_stage_stops_its_workers_and_keeps_the_outputs(projec
     config = root / "reports/configs/tiny-a.json"
     original = config.read_text()
     config.write_text(json.dumps({**json.loads(original), "epochs": 500}))  # long enough to stop
+    # the progress bars to a file, not a pipe nobody reads: they came to 65,205 bytes here, at
+    # the 64 KiB a pipe holds; a full pipe blocks the workers' writes and the stage then missed
+    # the 60 s below on CI, as if it ignored SIGTERM
+    log = root.parent / "sigterm-stage.log"
     try:
-        stage = subprocess.Popen(
-            [sys.executable, "-m", "stages.train", "tiny-a"],
-            cwd=root,
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        with open(log, "w") as stderr:
+            stage = subprocess.Popen(
+                [sys.executable, "-m", "stages.train", "tiny-a"], cwd=root, env=env, stderr=stderr
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(workers := training_workers(stage.pid)) < 2:
             time.sleep(0.2)
         assert len(workers) == 2, "the stage did not start one worker per seed"
         time.sleep(5)  # the workers are training
         stage.send_signal(signal.SIGTERM)
-        assert stage.wait(timeout=60) == 128 + signal.SIGTERM
+        assert stage.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-2000:]
     finally:
         config.write_text(original)
     deadline = time.monotonic() + 30
