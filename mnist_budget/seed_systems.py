@@ -14,6 +14,7 @@ verdict: "matches" when the claim lies within the seeds' range or within the see
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -126,14 +127,10 @@ def _read_at(at: Any, epochs: int, where: str) -> str | int:
     numbers and text ({best: ..., 10: ...})."""
     if at in ("final", "best"):
         return at
-    number = at.removeprefix("epoch ") if isinstance(at, str) and at.startswith("epoch ") else None
-    require(
-        number is not None and number.isdigit(),
-        where,
-        f"must be final, best or 'epoch N' (N from 1 to {epochs}), got {at!r}",
-    )
-    _epoch(int(number), epochs, where)
-    return int(number)
+    epoch = re.fullmatch(r"epoch (\d+)", at) if isinstance(at, str) else None
+    require(epoch is not None, where, f"must be final, best or 'epoch N' (N from 1 to {epochs}), got {at!r}")
+    _epoch(int(epoch[1]), epochs, where)
+    return int(epoch[1])
 
 
 def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
@@ -146,8 +143,8 @@ def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
             claims.append(Claim(step, kind, values[kind]))
     for kind in ("train_accuracy", "test_accuracy"):
         for at, accuracy in (values[kind] or {}).items():
-            read_at = _read_at(at, epochs, f"{where}.{kind}.{at}")
-            claims.append(Claim(step, kind, _accuracy(accuracy, f"{where}.{kind}.{at}"), read_at))
+            key = f"{where}.{kind}.{at}"
+            claims.append(Claim(step, kind, _accuracy(accuracy, key), _read_at(at, epochs, key)))
     if values["reached"] is not None:
         reached = read_section(values["reached"], REACHED_KEYS, f"{where}.reached")
         if reached["epoch"] is not None:
