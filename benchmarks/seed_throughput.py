@@ -28,6 +28,7 @@ import torch
 
 from mnist_budget.atomic_files import write_text
 from mnist_budget.params import load_params
+from mnist_budget.runtime import THREADS_VARIABLE
 from mnist_budget.seed_pool import train_seed, train_seeds
 from mnist_budget.step_config import StepConfig, load_steps
 
@@ -43,7 +44,7 @@ def sequential(step: StepConfig) -> None:
 
 
 def side_by_side(step: StepConfig) -> None:
-    """The pipeline's way: `seed_pool.train_seeds` (workers per `threads`, one thread each)."""
+    """The pipeline's way: `seed_pool.train_seeds` (workers per $MNIST_THREADS, one thread each)."""
     train_seeds(step)
 
 
@@ -52,22 +53,24 @@ def busy_loop() -> None:
         pass
 
 
+# arm -> (how it trains, $MNIST_THREADS: seeds side by side, "" for one per core)
 ARMS = {
-    "sequential, all threads": (sequential, {}),
-    "side by side, 1 thread each": (side_by_side, {}),
-    "3 side by side on 2 cores": (side_by_side, {"threads": 3}),
+    "sequential, all threads": (sequential, ""),
+    "side by side, 1 thread each": (side_by_side, ""),
+    "3 side by side on 2 cores": (side_by_side, "3"),
 }
 
 
 def measure(step: StepConfig, arm: str, busy: bool) -> float:
     """Images per second of one arm, with or without a busy core beside it."""
-    run, changes = ARMS[arm]
+    run, workers = ARMS[arm]
+    os.environ[THREADS_VARIABLE] = workers
     spinner = SPAWN.Process(target=busy_loop, daemon=True) if busy else None
     if spinner:
         spinner.start()
     try:
         started = time.perf_counter()
-        run(dataclasses.replace(step, **changes))
+        run(step)
         seconds = time.perf_counter() - started
     finally:
         if spinner:
@@ -87,7 +90,7 @@ def main() -> None:
     params = load_params(Path("params.yaml"))
     args.step = args.step or params["headline"]["final"]
     step = load_steps(params)[args.step]
-    step = dataclasses.replace(step, epochs=args.epochs, seeds=tuple(range(1, args.seeds + 1)), threads=0)
+    step = dataclasses.replace(step, epochs=args.epochs, seeds=tuple(range(1, args.seeds + 1)))
     runs: dict[tuple[str, bool], list[float]] = {(arm, busy): [] for busy in (False, True) for arm in ARMS}
     for repeat in range(args.repeats):
         for (arm, busy), values in runs.items():

@@ -1,5 +1,10 @@
 """Atomic file writes: a stage that fails, or is stopped, never leaves a half-written output
-or a temporary file behind (with `cli.stage_main`, SIGTERM unwinds through `atomic_path`)."""
+or a temporary file behind (with `cli.stage_main`, SIGTERM unwinds through `atomic_path`).
+
+A stage with several outputs renders them all, then hands them to `write_all`: each is
+written under a temporary name and only then are they renamed, so a failure (a full disk, a
+signal) replaces none of them and the last good outputs stay, `persist` in dvc.yaml keeping
+DVC from deleting them before the stage runs."""
 
 from __future__ import annotations
 
@@ -23,15 +28,19 @@ def _temp_beside(path: Path, suffix: str) -> str:
     return tmp
 
 
+def _share(path: str) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)  # mkstemp makes files private; outputs are shared
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only on success."""
     path = Path(path)
     # keep the suffix: some writers pick the format from it
     tmp = _temp_beside(path, f".tmp{path.suffix}")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs are shared
+    _share(tmp)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -54,12 +63,44 @@ def write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_all(files: dict[Path, bytes], folders: tuple[Path, ...] = ()) -> None:
+    """Write every file under a temporary name, then rename them all onto theirs: a failure
+    while writing replaces none. Each of `folders` then holds only its files of `files`
+    (what a previous run left there that this one did not write is removed)."""
+    temps: dict[Path, str] = {}
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            temps[path] = _temp_beside(path, f".tmp{path.suffix}")
+            _share(temps[path])
+            try:
+                Path(temps[path]).write_bytes(data)
+            except OSError as error:
+                raise OSError(error.errno, error.strerror, str(path)) from error
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    written = {Path(path).resolve() for path in files}
+    for folder in folders:
+        for stale in Path(folder).glob("*"):
+            if stale.is_file() and not stale.name.startswith(".") and stale.resolve() not in written:
+                stale.unlink()
+
+
 def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode())
 
 
+def json_bytes(value: Any) -> bytes:
+    """`value` as the pipeline writes JSON: indented, one trailing newline."""
+    return (json.dumps(value, indent=2) + "\n").encode()
+
+
 def write_json(path: Path, value: Any) -> None:
-    write_text(path, json.dumps(value, indent=2) + "\n")
+    write_bytes(path, json_bytes(value))
 
 
 def read_json(path: Path) -> Any:

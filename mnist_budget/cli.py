@@ -3,7 +3,7 @@
 `@stage_main` turns SIGTERM (and the death of the `dvc` that started the stage) into a
 normal exit, so every `atomic_path` cleans up its temporary file, and prints a fault as one
 line: `error: invalid params: <key>: <reason>` (exit 2), `error: <message>` or
-`error: <path>: <cause>` (exit 1).
+`error: <path>: <cause>` (exit 1), and Ctrl-C as one line too (exit 130).
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds the stack: `finally` blocks remove temp files
 
 
+def handle_worker_signals() -> None:
+    """`handle_signals` for a training worker, which also ignores Ctrl-C: the terminal sends
+    it to the whole process group, and the stage stops its workers and says so in one line."""
+    handle_signals()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def handle_signals() -> None:
     """Exit cleanly on SIGTERM or SIGHUP, and get SIGTERM when the parent dies: otherwise a stopped `dvc repro` leaves its stage
     running, orphaned. The parent is dvc itself because every dvc.yaml command starts with
@@ -63,5 +70,8 @@ def stage_main(main: Callable[..., None]) -> Callable[..., None]:
             where = f"{error.filename}: " if error.filename else ""
             print(f"error: {where}{error.strerror or error}", file=sys.stderr)
             sys.exit(1)
+        except KeyboardInterrupt:
+            print(f"error: {main.__module__}: stopped by Ctrl-C; its last outputs are kept", file=sys.stderr)
+            sys.exit(128 + signal.SIGINT)
 
     return run

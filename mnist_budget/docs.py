@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mnist_budget.atomic_files import write_text
-from mnist_budget.nets import HOLDS_LAYERS, LAYER_KINDS
-from mnist_budget.optim import OPTIMIZERS, SCHEDULES
+from mnist_budget.layer_spec import HOLDS_LAYERS, LAYER_KINDS
+from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES
 from mnist_budget.params import REQUIRED, Key
 from mnist_budget.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS
 
@@ -68,7 +68,7 @@ def step_keys_table() -> str:
 
 
 def optimizers_table() -> str:
-    rows = [[f"`{name}`", keys_text(kind.keys)] for name, kind in OPTIMIZERS.items()]
+    rows = [[f"`{name}`", keys_text(keys)] for name, keys in OPTIMIZERS.items()]
     return markdown(["`name`", "keys (default)"], rows)
 
 

@@ -1,21 +1,23 @@
 """The pipelines' code deps and the sub-pipelines' dvc.yaml, derived so they cannot go stale.
 
 A stage's code deps are the import closure of its entry point over this project's modules
-(`stages/`, `mnist_budget/`): a change anywhere in it reruns the stage, a change outside
-it does not. The root dvc.yaml is written by hand; a test checks its deps against
-`import_closure`. Each sub-pipeline (`references/`, `seed-systems/`, `search/`) is the root's `resolve`,
+(`stages/`, `mnist_budget/`), less the modules that cannot change what it writes
+(`code_deps`): a change anywhere else in it reruns the stage, a change outside it does
+not. The root dvc.yaml is written by hand but for its code deps, which
+`root_with_code_deps` rewrites in place, comments kept. Each sub-pipeline (`references/`, `seed-systems/`, `search/`) is the root's `resolve`,
 `train` and `evaluate` stages moved to its own params file and output folders, plus its
 own report stage if it has one: written from here, never by hand (DVC has no include,
 treeverse/dvc#7939).
 
-    python -m mnist_budget.dvc_yaml           # rewrite the sub-pipelines' dvc.yaml
-    python -m mnist_budget.dvc_yaml --check   # exit 1 if either differs from what it would write
+    python -m mnist_budget.dvc_yaml           # rewrite the root's code deps and the sub-pipelines
+    python -m mnist_budget.dvc_yaml --check   # exit 1 if a file differs from what it would write
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,23 @@ def import_closure(module: str) -> list[str]:
     return sorted(p.as_posix() for p in seen if p.name != "__init__.py" or (ROOT / p).read_text().strip())
 
 
+# They word a fault or wire signals: no stage's output depends on them, so rewording an
+# error message reruns nothing.
+FAULT_WORDING = ("mnist_budget/cli.py", "mnist_budget/errors.py")
+# They read and check params files. A stage that declares no params reads none: what they
+# do reaches it only through the resolved config it reads (reports/configs/<step>.json,
+# written by `resolve`, whose deps they are). So the train stages, which read that file
+# alone, do not retrain on a reworded params error.
+CONFIG_READERS = ("mnist_budget/params.py", "mnist_budget/step_config.py")
+
+
+def code_deps(module: str, reads_params: bool) -> list[str]:
+    """The project files that can change what `python -m <module>` writes: its import
+    closure without `FAULT_WORDING`, and without `CONFIG_READERS` unless it reads params."""
+    skipped = FAULT_WORDING + (() if reads_params else CONFIG_READERS)
+    return [path for path in import_closure(module) if path not in skipped]
+
+
 def entry_module(cmd: str) -> str:
     """`python -m stages.train "${key}" ...` -> `stages.train`."""
     words = cmd.split()
@@ -117,16 +136,17 @@ def _moved_list(entries: list[Any], layout: Layout) -> list[Any]:
     ]
 
 
-def shared_stage(stage: dict[str, Any], layout: Layout) -> dict[str, Any]:
+def shared_stage(stage: dict[str, Any], layout: Layout, sections: set[str]) -> dict[str, Any]:
     """A root stage (foreach or not), run from the repository root on `layout`'s params
-    file and output folders."""
+    file and output folders, declaring those of its params sections the file has
+    (`sections`: a pipeline without a headline has no `headline` to check)."""
     body = stage.get("do", stage)
     moved: dict[str, Any] = {"wdir": "..", "cmd": f"{body['cmd']} --pipeline {layout.name}"}
     for field in ("deps", "outs", "metrics"):
         if field in body:
             moved[field] = _moved_list(body[field], layout)
     if "params" in body:
-        moved["params"] = [{str(layout.params): body["params"]}]
+        moved["params"] = [{str(layout.params): [s for s in body["params"] if s in sections]}]
     return {"foreach": stage["foreach"], "do": moved} if "do" in stage else moved
 
 
@@ -135,13 +155,41 @@ def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
     return {
         "wdir": "..",
         "cmd": f"exec python -m {report.module} --pipeline {layout.name}",
-        "deps": [f"{reports}/configs", f"{reports}/steps", *report.data, *import_closure(report.module)],
+        "deps": [
+            f"{reports}/configs",
+            f"{reports}/steps",
+            *report.data,
+            *code_deps(report.module, reads_params=True),
+        ],
         "params": [{str(layout.params): list(report.sections)}],
         "outs": [
-            {f"{reports}/{name}": {"cache": False}}
+            {f"{reports}/{name}": {"cache": False, "persist": True}}
             for name in ("report.md", "summary.csv", "figures", "plots")
         ],
     }
+
+
+STAGE_LINE = re.compile(r"^  ([a-z_]+):$")
+CODE_DEP_LINE = re.compile(r"^(\s+)- (?:stages|mnist_budget)/\S+\.py$")
+
+
+def root_with_code_deps(text: str) -> str:
+    """The root dvc.yaml's text with each stage's run of code dep lines replaced by its
+    `code_deps`; everything else (comments, layout) as it is."""
+    stages = yaml.safe_load(text)["stages"]
+    out, stage, deps_written = [], None, False
+    for line in text.splitlines():
+        if match := STAGE_LINE.match(line):
+            stage, deps_written = match.group(1), False
+        if (match := CODE_DEP_LINE.match(line)) and stage in stages:
+            if not deps_written:
+                body = stages[stage].get("do", stages[stage])
+                deps = code_deps(entry_module(body["cmd"]), reads_params="params" in body)
+                out += [f"{match.group(1)}- {dep}" for dep in deps]
+                deps_written = True
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def sub_pipeline(name: str) -> str:
@@ -149,8 +197,10 @@ def sub_pipeline(name: str) -> str:
     layout = Layout.of(name)
     with open(ROOT / ROOT_DVC_YAML) as f:
         root = yaml.safe_load(f)["stages"]
+    with open(ROOT / layout.params) as f:
+        sections = set(yaml.safe_load(f))
     report = SUB_PIPELINES[name]
-    stages = {key: shared_stage(root[key], layout) for key in SHARED_STAGES}
+    stages = {key: shared_stage(root[key], layout, sections) for key in SHARED_STAGES}
     if report is not None:
         stages[report.name] = report_stage(layout, report)
     header = (
@@ -167,11 +217,14 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="only report files that would change")
     stale = []
     check = parser.parse_args().check
-    for name in SUB_PIPELINES:
-        path, text = ROOT / name / "dvc.yaml", sub_pipeline(name)
+    files = [(ROOT / ROOT_DVC_YAML, lambda: root_with_code_deps((ROOT / ROOT_DVC_YAML).read_text()))]
+    # the sub-pipelines are made from the root's stages: written after it
+    files += [(ROOT / name / "dvc.yaml", lambda name=name: sub_pipeline(name)) for name in SUB_PIPELINES]
+    for path, render in files:
+        text = render()
         if path.read_text() == text:
             continue
-        stale.append(f"{name}/dvc.yaml")
+        stale.append(str(path.relative_to(ROOT)))
         if not check:
             write_text(path, text)
     verb = "out of date" if check else "rewritten"

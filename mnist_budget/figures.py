@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import matplotlib
 import matplotlib.ticker
@@ -11,21 +11,22 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mnist_budget.atomic_files import atomic_path
 from mnist_budget.scoring import mean_curve
 
 DPI = 120
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def _png(fig: plt.Figure) -> bytes:
+    """The figure as PNG bytes: the stage writes every output at once (`write_all`)."""
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=DPI, format="png")
     plt.close(fig)
+    return buffer.getvalue()
 
 
-def accuracy_curves(histories: dict[str, pd.DataFrame], target: float, path: Path) -> None:
-    _save(accuracy_figure(histories, target), path)
+def accuracy_curves(histories: dict[str, pd.DataFrame], target: float) -> bytes:
+    return _png(accuracy_figure(histories, target))
 
 
 def accuracy_figure(histories: dict[str, pd.DataFrame], target: float) -> plt.Figure:
@@ -50,8 +51,8 @@ def accuracy_figure(histories: dict[str, pd.DataFrame], target: float) -> plt.Fi
     return fig
 
 
-def claims_vs_reproduced(points: list[tuple[str, float, list[float]]], target: float, path: Path) -> None:
-    _save(claims_figure(points, target), path)
+def claims_vs_reproduced(points: list[tuple[str, float, list[float]]], target: float) -> bytes:
+    return _png(claims_figure(points, target))
 
 
 def claims_figure(points: list[tuple[str, float, list[float]]], target: float) -> plt.Figure:
@@ -84,7 +85,7 @@ def claims_figure(points: list[tuple[str, float, list[float]]], target: float) -
     return fig
 
 
-def loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
+def loss_curves(histories: dict[str, pd.DataFrame]) -> bytes:
     """Train (dashed) and test (solid) loss per epoch, mean over seeds, log scale."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, history in ((n, mean_curve(h)) for n, h in histories.items()):
@@ -102,10 +103,10 @@ def loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
     ax.set_title("Train (dashed) and test (solid) loss, mean over seeds")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
-    _save(fig, path)
+    return _png(fig)
 
 
-def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: list[dict], target, path: Path) -> None:
+def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: list[dict], target) -> bytes:
     """Each step's parameters against its final test accuracy over seeds (mean, a bar from
     the lowest to the highest seed), with published results (labelled, from params.yaml
     `public_results`) and the budget and target lines."""
@@ -156,10 +157,10 @@ def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: list[dict], t
         ax.text(0.01, 0.01, "below the chart: " + "; ".join(hidden), transform=ax.transAxes, fontsize=7)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left", fontsize=8)
-    _save(fig, path)
+    return _png(fig)
 
 
-def confusion_matrix(confusion: pd.DataFrame, name: str, path: Path) -> None:
+def confusion_matrix(confusion: pd.DataFrame, name: str) -> bytes:
     """Counts of (true, predicted) digits; the diagonal is greyed so the errors stand out."""
     counts = pd.crosstab(confusion["actual"], confusion["predicted"]).reindex(
         index=range(10), columns=range(10), fill_value=0
@@ -180,10 +181,10 @@ def confusion_matrix(confusion: pd.DataFrame, name: str, path: Path) -> None:
     ax.set_ylabel("true digit")
     ax.set_title(f"Confusion matrix of {name} ({int(errors.sum())} errors in {len(confusion)})")
     fig.colorbar(image, ax=ax, label="errors (off-diagonal counts)")
-    _save(fig, path)
+    return _png(fig)
 
 
-def misclassified_grid(images, rows: pd.DataFrame, name: str, path: Path, columns: int = 8) -> None:
+def misclassified_grid(images, rows: pd.DataFrame, name: str, columns: int = 8) -> bytes:
     """The first misclassified test digits, titled `true → predicted` (test index)."""
     count = max(len(rows), 1)
     lines = -(-count // columns)
@@ -194,4 +195,4 @@ def misclassified_grid(images, rows: pd.DataFrame, name: str, path: Path, column
         ax.imshow(image, cmap="gray_r")
         ax.set_title(f"{row['actual']} → {row['predicted']}\n#{index}", fontsize=7)
     fig.suptitle(f"Misclassified test digits of {name}: true → predicted (test index)", fontsize=9)
-    _save(fig, path)
+    return _png(fig)

@@ -35,6 +35,11 @@ class Layout:
             pipeline, Path(pipeline) / "params.yaml", Path("models") / pipeline, Path("reports") / pipeline
         )
 
+    def repro_command(self, stage: str, step: str) -> str:
+        """The command that reruns a foreach stage for one step, outputs replaced."""
+        where = "" if self.name == MAIN else f"{self.name}/dvc.yaml:"
+        return f"dvc repro --force {where}{stage}@{step}"
+
     @property
     def configs(self) -> Path:
         return self.reports / "configs"  # each step as it trains: written by `resolve`

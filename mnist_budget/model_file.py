@@ -10,22 +10,34 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from mnist_budget.errors import StageError
 from mnist_budget.mnist import IMAGE_SHAPE
 
 CONFIG_FILE = "config.json"
 
 
+class DamagedModelFile(StageError):
+    """A model file that is not a whole archive (truncated, overwritten)."""
+
+
 def model_bytes(model: nn.Module, config: dict[str, Any]) -> bytes:
-    """The archive of `model` exported (in eval mode, on the CPU) with a dynamic batch dimension."""
+    """The archive of `model` exported (in eval mode, on the CPU) with a dynamic batch
+    dimension. The same model gives the same bytes in any checkout and environment: the
+    exported graph's stack traces (45-63 absolute paths of the installed torch per file)
+    are dropped; what each node computes and its module path stay."""
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     example = torch.zeros(2, *IMAGE_SHAPE)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    for module in program.graph_module.modules():
+        for node in module.graph.nodes:
+            node.meta.pop("stack_trace", None)
     archive = io.BytesIO()
     torch.export.save(program, archive, extra_files={CONFIG_FILE: json.dumps(config)})
     return archive.getvalue()
@@ -33,6 +45,13 @@ def model_bytes(model: nn.Module, config: dict[str, Any]) -> bytes:
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The exported model (images -> logits) and the config saved with it."""
+    try:
+        with zipfile.ZipFile(path) as archive:  # checked here: torch logs a traceback, then fails
+            damaged = archive.testzip()
+    except zipfile.BadZipFile as error:
+        raise DamagedModelFile(f"{path}: not a model file ({error})") from None
+    if damaged is not None:
+        raise DamagedModelFile(f"{path}: a damaged model file ({damaged} fails its checksum)")
     extra = {CONFIG_FILE: ""}
     program = torch.export.load(path, extra_files=extra)
     return program.module(), json.loads(extra[CONFIG_FILE])

@@ -3,6 +3,7 @@ Target / Result / Analysis per step, and the final model's errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -174,14 +175,17 @@ def write_report(
     return "\n".join(out)
 
 
-def write_figures(results: Results, final: str, public_results: list[dict[str, Any]]) -> None:
+def figure_files(results: Results, final: str, public_results: list[dict[str, Any]]) -> dict[Path, bytes]:
+    """The report's figures, as reports/figures/<name>.png -> PNG bytes."""
     layout, metrics, target = results.layout, results.metrics, results.target
-    figures.accuracy_curves(results.histories, target.test_accuracy, layout.figures / "accuracy.png")
-    figures.loss_curves(results.histories, layout.figures / "loss.png")
     points = {name: (m["params_total"], m["test_accuracy"]) for name, m in metrics.items()}  # over seeds
-    figures.params_vs_accuracy(points, public_results, target, layout.figures / "params_vs_accuracy.png")
     confusion = pd.read_csv(layout.confusion(final))
-    figures.confusion_matrix(confusion, final, layout.figures / "confusion.png")
     wrong = confusion.index[confusion["actual"] != confusion["predicted"]][:MISCLASSIFIED_SHOWN]
     images = torch.load(PREPARED_TENSORS)["test_images"][list(wrong)]
-    figures.misclassified_grid(images, confusion.loc[wrong], final, layout.figures / "misclassified.png")
+    return {
+        layout.figures / "accuracy.png": figures.accuracy_curves(results.histories, target.test_accuracy),
+        layout.figures / "loss.png": figures.loss_curves(results.histories),
+        layout.figures / "params_vs_accuracy.png": figures.params_vs_accuracy(points, public_results, target),
+        layout.figures / "confusion.png": figures.confusion_matrix(confusion, final),
+        layout.figures / "misclassified.png": figures.misclassified_grid(images, confusion.loc[wrong], final),
+    }

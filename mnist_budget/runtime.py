@@ -7,19 +7,29 @@ import random
 
 import torch
 
+from mnist_budget.errors import StageError
 from mnist_budget.step_config import StepConfig
+
+THREADS_VARIABLE = "MNIST_THREADS"
 
 
 def worker_count(step: StepConfig) -> int:
-    """How many seeds train at once: $MNIST_THREADS, else the step's `threads`, else one per
-    core, and never more than the step has seeds.
+    """How many seeds train at once: $MNIST_THREADS, else one per core, and never more than
+    the step has seeds. Not a params key: it changes no result (every seed trains on one
+    thread), so changing it must retrain nothing.
 
     Each worker uses one thread (measured here: a 2-thread process is only 12% faster than a
     1-thread one, and 3.2x slower as soon as another process uses a core, while 1-thread
     processes side by side do not slow each other). Queued experiments inherit
     $MNIST_THREADS from `dvc queue start`: give each of N jobs cores / N.
     """
-    cores = int(os.environ.get("MNIST_THREADS") or step.threads or os.cpu_count() or 1)
+    text = os.environ.get(THREADS_VARIABLE, "").strip()
+    if text and not (text.isdigit() and text.isascii()):
+        raise StageError(
+            f"${THREADS_VARIABLE}={text!r}: expected how many seeds train side by side, a whole number "
+            "(0 or unset: one per core)"
+        )
+    cores = int(text or 0) or os.cpu_count() or 1
     return max(1, min(cores, len(step.seeds)))
 
 

@@ -5,7 +5,6 @@ accuracy also carries its min, max, sample std and each seed's value."""
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_budget.errors import StageError
+from mnist_budget.layout import Layout
 from mnist_budget.step_config import Target
 
 EVAL_BATCH = 500  # 10k test images: 0.78 s at 500, 1.8 s at 2000 (cache-bound), 1.0 s at 64
@@ -39,17 +39,31 @@ def loss_and_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     return loss, (logits.argmax(1) == labels).float().mean().item()
 
 
-def load_history(path: Path) -> pd.DataFrame:
-    """A training history, checked: every column, at least one epoch, no missing value."""
+def load_history(layout: Layout, step: str, seeds: tuple[int, ...]) -> pd.DataFrame:
+    """A step's training history, checked: readable, every column a number, at least one
+    epoch, and the step's seeds, no other."""
+    path = layout.history(step)
     try:
         history = pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        history = pd.DataFrame()
-    missing = [column for column in HISTORY_COLUMNS if column not in history.columns]
-    if missing or history.empty or history[HISTORY_COLUMNS].isna().any().any():
-        problem = f"lacks the columns {', '.join(missing)}" if missing else "holds no complete epoch"
-        raise StageError(f"{path}: {problem}; retrain its step (dvc repro --force train@<step>)")
-    return history
+        problem = "holds no complete epoch"
+    except (UnicodeDecodeError, pd.errors.ParserError) as error:
+        problem = f"is not a readable CSV file ({type(error).__name__})"
+    else:
+        missing = [column for column in HISTORY_COLUMNS if column not in history.columns]
+        numbers = history.reindex(columns=HISTORY_COLUMNS).apply(pd.to_numeric, errors="coerce")
+        found = sorted(set(numbers["seed"].dropna().astype(int)))
+        if missing:
+            problem = f"lacks the columns {', '.join(missing)}"
+        elif history.empty:
+            problem = "holds no complete epoch"
+        elif numbers.isna().any().any():
+            problem = "holds a missing value or one that is not a number"
+        elif found != sorted(seeds):
+            problem = f"holds seeds {found}, but the step trains seeds {sorted(seeds)}"
+        else:
+            return history
+    raise StageError(f"{path}: {problem}; retrain its step: {layout.repro_command('train', step)}")
 
 
 def mean_curve(history: pd.DataFrame) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 many at once as `runtime.worker_count` allows.
 
 Workers are spawned (not forked: torch's thread pools do not survive a fork), get SIGTERM
-when the train stage dies (`cli.handle_signals`) and hand back their history and model file
-as bytes: only the stage writes outputs, and only once every seed has trained.
+when the train stage dies, leave Ctrl-C to it (`cli.handle_worker_signals`) and hand back
+their history and model file as bytes: only the stage writes outputs, and only once every
+seed has trained.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
-from mnist_budget.cli import handle_signals
+from mnist_budget.cli import handle_worker_signals
 from mnist_budget.dataset import load_mnist
 from mnist_budget.errors import StageError
 from mnist_budget.model_file import model_bytes
 from mnist_budget.nets import build_net
 from mnist_budget.runtime import set_up, worker_count
-from mnist_budget.step_config import StepConfig
+from mnist_budget.step_config import StepConfig, config_of
 from mnist_budget.training import fit
 
 
@@ -33,8 +34,8 @@ def train_seed(step: StepConfig, seed: int, bar_line: int = 0, threads: int = 1)
     history, trained = fit(
         model, load_mnist(device, step.validation), step, generator, f"{step.name} seed {seed}", bar_line
     )
-    config = {"name": step.name, "seed": seed, "step": step.raw}
-    return [{"seed": seed, **row} for row in history], model_bytes(trained, config)
+    stored = {"name": step.name, "seed": seed, "config": config_of(step)}
+    return [{"seed": seed, **row} for row in history], model_bytes(trained, stored)
 
 
 def train_seeds(step: StepConfig) -> dict[int, tuple[list[dict], bytes]]:
@@ -43,7 +44,9 @@ def train_seeds(step: StepConfig) -> dict[int, tuple[list[dict], bytes]]:
     workers = worker_count(step)
     if workers == 1:
         return {seed: train_seed(step, seed) for seed in step.seeds}
-    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=handle_signals)
+    pool = ProcessPoolExecutor(
+        workers, multiprocessing.get_context("spawn"), initializer=handle_worker_signals
+    )
     try:
         runs = {seed: pool.submit(train_seed, step, seed, line) for line, seed in enumerate(step.seeds)}
         return {seed: run.result() for seed, run in runs.items()}

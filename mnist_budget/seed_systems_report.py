@@ -3,6 +3,8 @@ progression (changes compared within the system)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mnist_budget import figures, seed_systems
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
@@ -117,16 +119,19 @@ def write_report(results: Results, systems: dict[str, System], gpu_steps: dict[s
     return "\n".join(out)
 
 
-def write_figures(results: Results, systems: dict[str, System]) -> None:
+def figure_files(results: Results, systems: dict[str, System]) -> dict[Path, bytes]:
+    """The comparison's figures, as reports/seed-systems/figures/<name>.png -> PNG bytes."""
     layout, target = results.layout, results.target
+    files = {}
     for system in systems.values():
         trained = {name: results.histories[name] for name in system.steps if name in results.histories}
         if trained:
-            figures.accuracy_curves(
-                trained, target.test_accuracy, layout.figures / f"accuracy-{system.name}.png"
+            files[layout.figures / f"accuracy-{system.name}.png"] = figures.accuracy_curves(
+                trained, target.test_accuracy
             )
     points = seed_systems.accuracy_claims(systems, runs(results))
-    figures.claims_vs_reproduced(points, target.test_accuracy, layout.figures / "claims.png")
+    files[layout.figures / "claims.png"] = figures.claims_vs_reproduced(points, target.test_accuracy)
+    return files
 
 
 def seeds_sentence(results: Results) -> str:

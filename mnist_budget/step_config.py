@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from mnist_budget.nets import ACTIVATIONS, NO_ACTIVATION, Layer, parse_layer
-from mnist_budget.optim import OPTIMIZERS, SCHEDULES, check_optimizer, check_schedule
+from mnist_budget.layer_spec import ACTIVATION_NAMES, NO_ACTIVATION, Layer, layer_config, parse_layer
+from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES, check_optimizer, check_schedule
 from mnist_budget.params import REQUIRED, Key, read_section, require, require_choice
 
 # DVC names a foreach stage `train@<step>` and the params key `steps.<step>`:
@@ -77,15 +77,10 @@ class StepConfig:
         str,
         "relu",
         "default activation of every layer",
-        tuple(name for name in ACTIVATIONS if name != NO_ACTIVATION),
+        tuple(name for name in ACTIVATION_NAMES if name != NO_ACTIVATION),
     )
     dropout: float = _key(float, 0.0, "default dropout of every conv layer")
     conv_bias: bool = _key(bool, False, "default bias of every conv layer")
-    threads: int = _key(
-        int,
-        0,
-        "seeds trained side by side, one thread each; 0: one per core; `$MNIST_THREADS` overrides",
-    )
     device: str = _key(str, "auto", "`auto`: CUDA when present", ("auto", "cpu", "cuda"))
     precision: str = _key(
         str,
@@ -93,22 +88,32 @@ class StepConfig:
         "`bf16`: the training forward pass under bf16 autocast (weights, optimizer and evaluation stay fp32)",
         ("fp32", "bf16"),
     )
-    raw: dict[str, Any] = field(default_factory=dict)  # the params entry, saved inside the model file
 
 
 STEP_FIELDS = [f for f in fields(StepConfig) if "key" in f.metadata]
 STEP_KEYS: dict[str, Key] = {f.name: f.metadata["key"] for f in STEP_FIELDS}
+# Read by the reports, never by training: left out of the resolved config, so rewording
+# a description retrains nothing.
+NOT_TRAINED = ("description",)
+# Keys that once were step keys, and what replaced them.
+RETIRED_KEYS = {
+    "seed": "is now `seeds`, a list: seeds: [1]",
+    "threads": (
+        "is no longer a step key: how many seeds train side by side (one thread each) changes no "
+        "result, so it is set by $MNIST_THREADS (default: one per core)"
+    ),
+}
 STEP_CHOICES: dict[str, tuple[str, ...]] = {
     f.name: f.metadata["choices"] for f in STEP_FIELDS if f.metadata["choices"]
 }
 
 
-def _named(section: Any, table: dict[str, Any], where: str) -> dict[str, Any]:
+def _named(section: Any, table: dict[str, dict[str, Key]], where: str) -> dict[str, Any]:
     """A mapping whose `name` picks its keys from `table` (optimizers, schedules)."""
     require(isinstance(section, dict) and "name" in section, f"{where}.name", "missing")
     name = section["name"]
     require(name in table, f"{where}.name", f"unknown {name!r}; valid: {', '.join(table)}")
-    return read_section(section, {"name": Key(str), **table[name].keys}, where)
+    return read_section(section, {"name": Key(str), **table[name]}, where)
 
 
 def parse_step(name: str, entry: Any) -> StepConfig:
@@ -119,12 +124,8 @@ def parse_step(name: str, entry: Any) -> StepConfig:
         where,
         "a step name may hold only letters, digits, '-' and '_' (DVC uses it in stage names)",
     )
-    # `seed` (one number) was this key's name before every step trained several seeds
-    require(
-        not (isinstance(entry, dict) and "seed" in entry),
-        f"{where}.seed",
-        "is now `seeds`, a list: seeds: [1]",
-    )
+    for key, reason in RETIRED_KEYS.items():
+        require(not (isinstance(entry, dict) and key in entry), f"{where}.{key}", reason)
     values = read_section(entry, STEP_KEYS, where)
     for key in ("epochs", "batch_size"):
         require(values[key] >= 1, f"{where}.{key}", "must be at least 1")
@@ -133,7 +134,6 @@ def parse_step(name: str, entry: Any) -> StepConfig:
         f"{where}.validation",
         f"holds out 0 to {TRAIN_IMAGES - 1} of the {TRAIN_IMAGES:,} training images",
     )
-    require(values["threads"] >= 0, f"{where}.threads", "must be 0 (one per core) or more")
     seeds = values["seeds"]
     require(
         bool(seeds) and all(type(s) is int and s >= 0 for s in seeds) and len(set(seeds)) == len(seeds),
@@ -149,7 +149,9 @@ def parse_step(name: str, entry: Any) -> StepConfig:
 
     optimizer = _named(values["optimizer"], OPTIMIZERS, f"{where}.optimizer")
     check_optimizer(optimizer, f"{where}.optimizer")
-    schedule = _named(values["schedule"], SCHEDULES, f"{where}.schedule")
+    schedule = _named(
+        values["schedule"], {name: kind.keys for name, kind in SCHEDULES.items()}, f"{where}.schedule"
+    )
     check_schedule(schedule, f"{where}.schedule")
     augment = read_section(values["augment"], AUGMENT, f"{where}.augment")
     for key, value in augment.items():
@@ -162,7 +164,28 @@ def parse_step(name: str, entry: Any) -> StepConfig:
     require(bool(layers), f"{where}.layers", "needs at least one layer")
     values["layers"] = tuple(parse_layer(s, f"{where}.layers[{i}]") for i, s in enumerate(layers))
     values.update(optimizer=optimizer, schedule=schedule, augment=augment)
-    return StepConfig(name=name, raw=dict(entry), **values)
+    return StepConfig(name=name, **values)
+
+
+def config_of(step: StepConfig) -> dict[str, Any]:
+    """What `step` trains with, as reports/configs/<step>.json and every model file hold it:
+    every key with its defaults filled in (a value written out or left to its default gives
+    the same file), and nothing that cannot change the result (`NOT_TRAINED`)."""
+    config = {}
+    for key in STEP_KEYS:
+        value = getattr(step, key)
+        if key == "layers":
+            value = [layer_config(layer) for layer in value]
+        elif isinstance(value, (tuple, Mapping)):
+            value = list(value) if isinstance(value, tuple) else dict(value)
+        if key not in NOT_TRAINED:
+            config[key] = value
+    return config
+
+
+def read_config(name: str, config: dict[str, Any]) -> StepConfig:
+    """A resolved config (`config_of`'s output) back into the step it trains."""
+    return parse_step(name, {**config, **dict.fromkeys(NOT_TRAINED, "")})
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,18 @@ progression table, each step's Target / Result / Analysis, and the tables DVC re
 from __future__ import annotations
 
 import math
-import shutil
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from scipy import stats
 
-from mnist_budget.atomic_files import atomic_path, read_json, write_json
+from mnist_budget.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.layout import MAIN, Layout
 from mnist_budget.scoring import LAST_EPOCHS, load_history, mean_curve, per_seed
-from mnist_budget.step_config import Target
+from mnist_budget.step_config import Target, load_target, resolve
 
 GAP_OVERFIT = 0.005  # train above test by more than 0.5 pp: over-fitting
 GAP_UNDERFIT = -0.002  # train (augmented, in train mode) below test: room to fit more
@@ -25,22 +25,27 @@ CONFIDENCE = 0.95  # of the interval around a step's effect (Student's t over th
 @dataclass(frozen=True)
 class Results:
     """A pipeline's trained steps, in progression order: each step's resolved config
-    (compared between steps), metrics and per-epoch history (every seed's rows)."""
+    (compared between steps), description (the report's Target), metrics and per-epoch
+    history (every seed's rows, checked against the config's seeds)."""
 
     layout: Layout
     target: Target
     entries: dict[str, dict[str, Any]]
+    descriptions: dict[str, str]
     metrics: dict[str, dict[str, Any]]
     histories: dict[str, pd.DataFrame]
 
     @classmethod
-    def load(cls, layout: Layout, target: Target, names: list[str]) -> Results:
+    def load(cls, layout: Layout, params: dict[str, Any]) -> Results:
+        descriptions = {name: entry["description"] for name, entry in resolve(params).items()}
+        entries = {name: read_json(layout.config(name)) for name in descriptions}
         return cls(
             layout,
-            target,
-            {name: read_json(layout.config(name)) for name in names},
-            {name: read_json(layout.metrics(name)) for name in names},
-            {name: load_history(layout.history(name)) for name in names},
+            load_target(params),
+            entries,
+            descriptions,
+            {name: read_json(layout.metrics(name)) for name in entries},
+            {name: load_history(layout, name, tuple(entry["seeds"])) for name, entry in entries.items()},
         )
 
 
@@ -59,13 +64,13 @@ def _short(value: Any) -> str:
 
 
 def params_diff(before: dict, after: dict) -> list[str]:
-    """`key`: old → new for every recipe value that differs (descriptions aside)."""
+    """`key`: old → new for every value of two resolved configs that differs."""
     old, new = flatten(before), flatten(after)
     keys = [*old, *(k for k in new if k not in old)]
     return [
         f"`{key}`: {_short(old.get(key, '(unset)'))} → {_short(new.get(key, '(unset)'))}"
         for key in keys
-        if key != "description" and old.get(key) != new.get(key)
+        if old.get(key) != new.get(key)
     ]
 
 
@@ -201,7 +206,7 @@ def step_section(results: Results, name: str, previous: str | None) -> list[str]
     return [
         f"### `{name}`",
         "",
-        f"**Target.** {results.entries[name]['description']}",
+        f"**Target.** {results.descriptions[name]}",
         "",
         (
             f"**Result.** {m['params_total']:,} parameters ({m['params_trainable']:,} trainable, "
@@ -288,17 +293,25 @@ def accuracy_template(target: float) -> dict[str, Any]:
     }
 
 
-def write_tables(results: Results, final: str) -> None:
+def table_files(results: Results, final: str) -> dict[Path, bytes]:
     """summary.csv (every step's metrics, flat) and what `dvc plots show` draws: all
     steps' curves (every seed) in one long table, the accuracy chart's template, and the
-    final step's confusion pairs."""
+    final step's confusion pairs; as path -> bytes."""
     layout, target = results.layout, results.target
     summary = pd.DataFrame([{"step": n, **flatten(m)} for n, m in results.metrics.items()])
-    with atomic_path(layout.reports / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
     curves = pd.concat([h.assign(step=n, target=target.test_accuracy) for n, h in results.histories.items()])
-    with atomic_path(layout.plots / "curves.csv") as tmp:
-        curves.to_csv(tmp, index=False)
-    write_json(layout.plots / "accuracy.json", accuracy_template(target.test_accuracy))
-    with atomic_path(layout.plots / "confusion_final.csv") as tmp:
-        shutil.copyfile(layout.confusion(final), tmp)
+    return {
+        layout.reports / "summary.csv": summary.to_csv(index=False).encode(),
+        layout.plots / "curves.csv": curves.to_csv(index=False).encode(),
+        layout.plots / "accuracy.json": json_bytes(accuracy_template(target.test_accuracy)),
+        layout.plots / "confusion_final.csv": layout.confusion(final).read_bytes(),
+    }
+
+
+def replace_report(results: Results, final: str, report: str, figures: dict[Path, bytes]) -> None:
+    """report.md, its figures and tables, replaced together: a report that fails keeps the last."""
+    layout = results.layout
+    write_all(
+        {layout.reports / "report.md": report.encode(), **figures, **table_files(results, final)},
+        folders=(layout.figures, layout.plots),
+    )

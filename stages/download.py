@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mnist_budget.atomic_files import write_bytes
+from mnist_budget.atomic_files import write_all
 from mnist_budget.cli import stage_main
 from mnist_budget.errors import StageError
 from mnist_budget.layout import CHECKSUMS, RAW_DIR
@@ -113,9 +113,12 @@ def main() -> None:
     mirrors = mirror_list(data)
     if not mirrors:
         raise ParamsError("data.mirrors: no mirror given and MNIST_MIRROR is not set")
-    for name in tqdm(MNIST_FILES.values(), desc="download", unit="file"):
-        content = download(name, sums[name], mirrors)
-        write_bytes(RAW_DIR / name, content)
+    # all four verified before any is replaced: a failed download keeps the last good data/raw
+    files = {
+        RAW_DIR / name: download(name, sums[name], mirrors)
+        for name in tqdm(MNIST_FILES.values(), desc="download", unit="file")
+    }
+    write_all(files, folders=(RAW_DIR,))
     print(f"download: {len(MNIST_FILES)} files verified by sha256 in {RAW_DIR}/", file=sys.stderr)
 
 

@@ -6,7 +6,9 @@ Reads the exported models (not the training code's objects) and the training his
 writes reports/steps/<step>/metrics.json (the final test accuracy over seeds: mean, min,
 max, std, per seed, and the same on the validation images when the step holds some out;
 the verdicts on the mean and on every seed), confusion.csv (the first
-seed's predictions) and summary.md (layer table).
+seed's predictions) and summary.md (layer table), all three or none. A model file that is
+damaged, or was trained with another config than the step's (another step's file copied
+in), stops the stage with the command that retrains it.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ import sys
 
 import pandas as pd
 import torch
+from torch import nn
 
-from mnist_budget.atomic_files import atomic_path, read_json, write_json, write_text
+from mnist_budget.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.dataset import load_mnist
+from mnist_budget.errors import StageError
 from mnist_budget.layout import MAIN_LAYOUT, Layout
-from mnist_budget.model_file import load_model
+from mnist_budget.model_file import DamagedModelFile, load_model
 from mnist_budget.model_stats import count_params, layer_rows, receptive_field
 from mnist_budget.params import load_params
 from mnist_budget.scoring import accuracy, history_metrics, load_history, meets, over_seeds, predict
-from mnist_budget.step_config import load_target, parse_step
+from mnist_budget.step_config import load_target, read_config
 
 
 def layer_table(rows: list[dict]) -> str:
@@ -45,19 +49,36 @@ def layer_table(rows: list[dict]) -> str:
     return table.to_markdown(index=False) + "\n"
 
 
+def load_trained(layout: Layout, name: str, seed: int, config: dict) -> nn.Module:
+    """The step's model of `seed`, refused when damaged or trained with another config."""
+    path = layout.model(name, seed)
+    retrain = f"retrain it: {layout.repro_command('train', name)}"
+    try:
+        model, stored = load_model(path)
+    except DamagedModelFile as error:
+        raise StageError(f"{error}; {retrain}") from None
+    if stored.get("config") != config or stored.get("seed") != seed:
+        raise StageError(
+            f"{path}: holds a model of step {stored.get('name')!r}, seed {stored.get('seed')}, trained "
+            f"with another config than {layout.config(name)} (seed {seed}); {retrain}"
+        )
+    return model
+
+
 @stage_main
 def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     target = load_target(load_params(layout.params))
-    step = parse_step(name, read_json(layout.config(name)))
+    config = read_json(layout.config(name))
+    step = read_config(name, config)
+    models = {seed: load_trained(layout, name, seed, config) for seed in step.seeds}
+    history = load_history(layout, name, step.seeds)
     data = load_mnist(torch.device("cpu"), step.validation)
     predictions, accuracies, val_accuracies = {}, {}, {}
-    for seed in step.seeds:
-        model, _ = load_model(layout.model(name, seed))
+    for seed, model in models.items():
         predictions[seed] = predict(model, data.test_images).argmax(1)
         accuracies[seed] = accuracy(predictions[seed], data.test_labels)
         if data.val_images is not None:
             val_accuracies[seed] = accuracy(predict(model, data.val_images).argmax(1), data.val_labels)
-    history = load_history(layout.history(name))
     metrics = {
         "seeds": list(step.seeds),
         # the held-out training images recipes are chosen on (see `validation`)
@@ -70,12 +91,14 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     metrics["macs"] = sum(row["macs"] for row in rows)
     metrics["receptive_field"] = receptive_field(rows)
     metrics["meets"] = meets(metrics, target)
-    write_json(layout.metrics(name), metrics)
-    write_text(layout.summary(name), layer_table(rows))
-    with atomic_path(layout.confusion(name)) as tmp:
-        pd.DataFrame({"actual": data.test_labels, "predicted": predictions[step.seeds[0]]}).to_csv(
-            tmp, index=False
-        )
+    confusion = pd.DataFrame({"actual": data.test_labels, "predicted": predictions[step.seeds[0]]})
+    write_all(
+        {
+            layout.metrics(name): json_bytes(metrics),
+            layout.summary(name): layer_table(rows).encode(),
+            layout.confusion(name): confusion.to_csv(index=False).encode(),
+        }
+    )
     test = metrics["test_accuracy"]
     print(
         f"evaluate {name}: test accuracy mean {test['mean']:.2%} min {test['min']:.2%} over seeds "

@@ -12,14 +12,9 @@ import sys
 from mnist_budget.atomic_files import read_json, write_json
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
-from mnist_budget.params import REQUIRED, Key, load_params, read_section, require
+from mnist_budget.params import load_params, require
+from mnist_budget.report_config import load_headline
 from mnist_budget.scoring import per_seed
-
-HEADLINE_KEYS = {
-    "final": Key(str, REQUIRED, "the final step"),
-    "tiny": Key(str, REQUIRED, "the smallest step"),
-}
-ROLES = ("final", "tiny")
 
 
 def seed_summary(layout: Layout, step: str) -> dict:
@@ -39,12 +34,9 @@ def seed_summary(layout: Layout, step: str) -> dict:
 
 @stage_main
 def main(layout: Layout = MAIN_LAYOUT) -> None:
-    params = load_params(layout.params)
-    section = read_section(params.get("headline"), HEADLINE_KEYS, "headline")
-    for role in ROLES:
-        scored = layout.metrics(section[role]).is_file()
-        require(scored, f"headline.{role}", f"{section[role]!r} is not a step in `steps`")
-    headline = {role: seed_summary(layout, section[role]) for role in ROLES}
+    section = load_headline(load_params(layout.params))
+    require(section is not None, "headline", "missing: name the final and the tiny step")
+    headline = {role: seed_summary(layout, step) for role, step in section.items()}
     write_json(layout.headline, headline)
     for role, h in headline.items():
         print(

@@ -10,10 +10,10 @@ import sys
 
 import torch
 
-from mnist_budget.atomic_files import write_bytes, write_json
+from mnist_budget.atomic_files import json_bytes, write_all
 from mnist_budget.cli import stage_main
 from mnist_budget.idx import IdxError, read_idx
-from mnist_budget.layout import PREPARED_STATS, PREPARED_TENSORS, RAW_DIR
+from mnist_budget.layout import PREPARED_DIR, PREPARED_STATS, PREPARED_TENSORS, RAW_DIR
 from mnist_budget.mnist import IMAGE_SHAPE, MNIST_FILES, NUM_CLASSES
 
 
@@ -50,8 +50,9 @@ def main() -> None:
         },
         buffer,
     )
-    write_bytes(PREPARED_TENSORS, buffer.getvalue())
-    write_json(PREPARED_STATS, stats)
+    write_all(
+        {PREPARED_TENSORS: buffer.getvalue(), PREPARED_STATS: json_bytes(stats)}, folders=(PREPARED_DIR,)
+    )
     print(
         f"prepare: {stats['train_count']} train / {stats['test_count']} test images, "
         f"pixel mean {stats['mean']:.4f} std {stats['std']:.4f}",

@@ -4,7 +4,8 @@
 
 Writes reports/report.md (headline, table, then Target / Result / Analysis per step, and
 for the main pipeline how its recipes were chosen: reports/search/runs.csv), summary.csv,
-the figures it embeds, and reports/plots/ (the series `dvc plots show` draws).
+the figures it embeds, and reports/plots/ (the series `dvc plots show` draws), all at once:
+a report that fails keeps the last one whole.
 """
 
 from __future__ import annotations
@@ -12,27 +13,27 @@ from __future__ import annotations
 import sys
 
 from mnist_budget import progression_report
-from mnist_budget.atomic_files import read_json, write_text
+from mnist_budget.atomic_files import read_json
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.params import load_params
+from mnist_budget.report_config import load_public_results
 from mnist_budget.search_results import RUNS, SEARCH, STEP, read_runs
-from mnist_budget.step_config import load_steps, load_target
-from mnist_budget.writeup import Results, write_tables
+from mnist_budget.step_config import load_steps
+from mnist_budget.writeup import Results, replace_report
 
 
 @stage_main
 def main(layout: Layout = MAIN_LAYOUT) -> None:
     params = load_params(layout.params)
-    results = Results.load(layout, load_target(params), list(params["steps"]))
+    results = Results.load(layout, params)
     headline = read_json(layout.headline) if "headline" in params else None
     final = progression_report.final_step(results, headline)
-    progression_report.write_figures(results, final, params.get("public_results", []))
-    write_tables(results, final)
+    figures = progression_report.figure_files(results, final, load_public_results(params))
     search = None
     if layout == MAIN_LAYOUT and RUNS.is_file():  # how the main recipes were chosen
         search = read_runs(), load_steps(load_params(SEARCH.params))[STEP].validation
-    write_text(layout.reports / "report.md", progression_report.write_report(results, headline, search))
+    replace_report(results, final, progression_report.write_report(results, headline, search), figures)
     print(f"report: {len(results.entries)} steps -> {layout.reports / 'report.md'}", file=sys.stderr)
 
 

@@ -3,39 +3,48 @@
     python -m stages.resolve [--pipeline NAME]
 
 Deep-merges each step of params.yaml over the `recipe`, validates it (keys, types, ranges,
-and that its layers fit their inputs) and writes reports/configs/<step>.json. A step's
+and that its layers fit their inputs) and writes reports/configs/<step>.json: what the step
+trains with, every default filled in, no prose (see `step_config.config_of`). A step's
 train stage depends on its file alone: editing one step retrains that step, editing the
-recipe retrains every step that does not override what changed. A typo stops here, with
-one line naming the step and the key, and no model or history is touched. Configs are
-replaced one file at a time, and the files of removed steps deleted.
+recipe retrains every step that does not override what changed, rewording a description
+retrains nothing. The sections the reports read (`target`, `headline`, `public_results`,
+a seed-systems pipeline's `systems`) are checked here too. A typo stops here, with one line
+naming the key, and no model or history is touched. Configs are replaced all at once, and
+the files of removed steps deleted.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
-from mnist_budget.atomic_files import write_text
+from mnist_budget.atomic_files import json_bytes, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.nets import build_layers
 from mnist_budget.params import load_params
-from mnist_budget.step_config import load_steps
+from mnist_budget.report_config import check_report_params
+from mnist_budget.seed_systems import load_systems
+from mnist_budget.step_config import config_of, load_steps
 
 
 @stage_main
 def main(layout: Layout = MAIN_LAYOUT) -> None:
-    steps = load_steps(load_params(layout.params))
+    params = load_params(layout.params)
+    steps = load_steps(params)
     for step in steps.values():
         build_layers(step)  # shapes: a layer that does not fit its input fails now
-    for name, step in steps.items():
-        write_text(layout.config(name), json.dumps(step.raw, indent=2) + "\n")
-    stale = [path for path in layout.configs.glob("*.json") if path.stem not in steps]
-    for path in stale:
-        path.unlink()
+    check_report_params(params)
+    if "systems" in params:
+        load_systems(params)  # the claims `compare` reads, against every step
+    before = {path.name for path in layout.configs.glob("*.json")}
+    write_all(
+        {layout.config(name): json_bytes(config_of(step)) for name, step in steps.items()},
+        folders=(layout.configs,),
+    )
+    stale = sorted(before - {layout.config(name).name for name in steps})
     print(
         f"resolve: {len(steps)} steps valid -> {layout.configs}/"
-        + (f" (removed {', '.join(p.name for p in stale)})" if stale else ""),
+        + (f" (removed {', '.join(stale)})" if stale else ""),
         file=sys.stderr,
     )
 

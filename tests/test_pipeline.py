@@ -78,7 +78,6 @@ recipe:
   seeds:
   - 1
   - 2
-  threads: 2
   optimizer: {{name: adam, lr: 0.01}}  # Adam, as the seed write-ups
 steps:
   tiny-a:
@@ -105,7 +104,6 @@ recipe:
   batch_size: 32
   validation: 80
   seeds: [1]
-  threads: 1
   optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
 steps:
   candidate:
@@ -680,7 +678,6 @@ recipe:
   epochs: 2
   batch_size: 32
   seeds: [1]
-  threads: 1
   optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
 steps:
   x-small:

@@ -88,7 +88,7 @@ def test_the_headline_steps_are_the_search_winners_on_all_training_images():
         chosen = load_steps({**search, "steps": {STEP: merged(search["steps"][STEP], changes)}})[STEP]
         step = steps[params["headline"][role]]
         assert step.validation == 0 and chosen.validation > 0
-        same = ("name", "raw", "description", "seeds", "validation", "threads")
+        same = ("name", "description", "seeds", "validation")
         differences = {
             f.name: (getattr(step, f.name), getattr(chosen, f.name))
             for f in fields(step)
