@@ -8,6 +8,7 @@ DVC from deleting them before the stage runs."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -71,6 +72,8 @@ def write_all(files: dict[Path, bytes], folders: tuple[Path, ...] = ()) -> None:
     try:
         for path, data in files.items():
             path = Path(path)
+            if path.is_dir():  # os.replace would fail only after the others were renamed
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
             temps[path] = _temp_beside(path, f".tmp{path.suffix}")
             _share(temps[path])
             try:

@@ -71,7 +71,7 @@ def stage_main(main: Callable[..., None]) -> Callable[..., None]:
             print(f"error: {where}{error.strerror or error}", file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
-            print(f"error: {main.__module__}: stopped by Ctrl-C; its last outputs are kept", file=sys.stderr)
+            print("error: stopped by Ctrl-C; the stage's last outputs are kept", file=sys.stderr)
             sys.exit(128 + signal.SIGINT)
 
     return run

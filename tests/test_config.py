@@ -2,15 +2,33 @@
 
 import copy
 import difflib
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from dvc.utils.hydra import apply_overrides
 
-from mnist_budget.nets import build_net
+from mnist_budget.errors import StageError
+from mnist_budget.layer_spec import ACTIVATION_NAMES, LAYER_KINDS
+from mnist_budget.nets import ACTIVATIONS, BUILDERS, build_net
+from mnist_budget.optim import OPTIMIZER_FACTORIES, SCHEDULE_FACTORIES
+from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES
 from mnist_budget.params import ParamsError, load_params
-from mnist_budget.step_config import load_steps, load_target, parse_step, resolve
+from mnist_budget.report_config import check_report_params
+from mnist_budget.runtime import worker_count
+from mnist_budget.step_config import (
+    STEP_KEYS,
+    config_of,
+    load_steps,
+    load_target,
+    parse_step,
+    read_config,
+    resolve,
+)
 from tests.conftest import SMALL_STEP as VALID
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,7 +220,7 @@ def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
     original = (REPO / path).read_text()
     copy.write_text(original)
     first_step = next(iter(load_params(copy)["steps"]))
-    apply_overrides(str(copy), ["recipe.device=cpu", f"++steps.{first_step}.label_smoothing=0.25"])
+    apply_overrides(str(copy), ["recipe.device=cuda", f"++steps.{first_step}.label_smoothing=0.25"])
     changed = [
         line for line in difflib.unified_diff(original.splitlines(), copy.read_text().splitlines(), n=0)
     ]
@@ -210,7 +228,7 @@ def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
     added = [line for line in changed if line.startswith("+") and not line.startswith("+++")]
     device = next(line for line in original.splitlines() if line.startswith("  device: auto"))
     assert removed == [f"-{device}"]  # its comment, if any, stays
-    assert added == [f"+{device.replace('device: auto', 'device: cpu')}", "+    label_smoothing: 0.25"]
+    assert added == [f"+{device.replace('device: auto', 'device: cuda')}", "+    label_smoothing: 0.25"]
 
 
 def test_small_floats_that_dvc_exp_run_s_writes_are_numbers(tmp_path):
@@ -221,3 +239,133 @@ def test_small_floats_that_dvc_exp_run_s_writes_are_numbers(tmp_path):
     assert "lr: 1e-07" in path.read_text()
     recipe = load_params(path)["recipe"]
     assert recipe["optimizer"]["lr"] == 1e-7 and recipe["label_smoothing"] == 0.0025
+
+
+def test_the_resolved_config_fills_every_default_and_holds_no_prose():
+    config = config_of(parse_step("s1", entry()))
+    assert "description" not in config and "threads" not in config
+    assert list(config) == [key for key in STEP_KEYS if key != "description"]
+    assert config["optimizer"] == {
+        "name": "sgd",
+        "lr": 0.05,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    }
+    assert config["bn_order"] == "after_act" and config["schedule"] == {"name": "none"}
+    assert config["augment"]["probability"] == 1.0 and config["seeds"] == [1]
+
+
+def test_a_default_written_out_or_left_out_gives_the_same_config():
+    spelled = entry(
+        description="other words",
+        layers=["conv 8 k=3 p=0 s=1", "maxpool k=2", "conv 16 k=3", "gap", "conv 10 k=1"],
+        optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0},
+        schedule={"name": "none"},
+        bn_order="after_act",
+        augment={"rotate": 0, "probability": 1},
+        label_smoothing=0,
+    )
+    assert config_of(parse_step("s1", spelled)) == config_of(parse_step("s1", entry()))
+    onecycle = {"name": "onecycle", "max_lr": 0.1}
+    full = {**onecycle, "pct_start": 0.3, "div_factor": 25, "final_div_factor": 10000, "anneal": "cos"}
+    assert config_of(parse_step("s1", entry(schedule=full))) == config_of(
+        parse_step("s1", entry(schedule=onecycle))
+    )
+    # a value that differs from its default shows
+    assert (
+        config_of(parse_step("s1", entry(layers=["conv 8 k=5", "gap", "conv 10 k=1"])))["layers"][0]
+        == "conv 8 k=5"
+    )
+
+
+def test_a_config_file_reads_back_into_the_step_it_describes():
+    step = parse_step(
+        "s1", entry(layers=["conv 8 p=1 bn=false", {"residual": ["conv 8 p=1"]}, "gap", "conv 10 k=1"])
+    )
+    config = config_of(step)
+    again = read_config("s1", config)
+    assert config_of(again) == config
+    assert build_net(again).state_dict().keys() == build_net(step).state_dict().keys()
+
+
+@pytest.mark.parametrize(
+    "pipeline", ["params.yaml", "references/params.yaml", "seed-systems/params.yaml", "search/params.yaml"]
+)
+def test_every_committed_config_is_what_its_step_resolves_to(pipeline):
+    """reports/configs/ holds what resolve writes from the committed params, and reads back."""
+    params = load_params(REPO / pipeline)
+    configs = REPO / "reports" / Path(pipeline).parent / "configs"
+    for name, step in load_steps(params).items():
+        committed = json.loads((configs / f"{name}.json").read_text())
+        assert committed == config_of(step), f"{pipeline}: {name}: run dvc repro"
+        assert config_of(read_config(name, committed)) == committed
+
+
+def test_threads_is_no_step_key_but_mnist_threads(monkeypatch):
+    assert "threads: is no longer a step key" in error_of(entry(threads=1))
+    step = parse_step("s1", entry(seeds=[1, 2, 3]))
+    monkeypatch.setenv("MNIST_THREADS", "2")
+    assert worker_count(step) == 2
+    monkeypatch.setenv("MNIST_THREADS", "0")
+    assert worker_count(step) == min(3, os.cpu_count())
+    for bad in ("two", "-1", "1.5"):
+        monkeypatch.setenv("MNIST_THREADS", bad)
+        with pytest.raises(StageError, match=re.escape(f"$MNIST_THREADS={bad!r}: expected how many seeds")):
+            worker_count(step)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["params", "layer_spec", "optim_spec", "step_config", "report_config", "layout", "atomic_files"],
+)
+def test_the_config_layer_imports_no_torch(module):
+    """params and configs are plain data: validated from the vocabularies, not the nets."""
+    code = f"import sys, mnist_budget.{module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_vocabulary_name_has_its_builder():
+    assert BUILDERS.keys() == LAYER_KINDS.keys()
+    assert ACTIVATIONS.keys() == set(ACTIVATION_NAMES)
+    assert OPTIMIZER_FACTORIES.keys() == OPTIMIZERS.keys()
+    assert SCHEDULE_FACTORIES.keys() == SCHEDULES.keys()
+
+
+def report_params(**changes):
+    params = {"recipe": {}, "steps": {"s1": entry(), "s2": entry()}, "target": TARGET, **changes}
+    check_report_params(params)
+
+
+TARGET = {"test_accuracy": 0.994, "max_params": 8000, "max_epochs": 15}
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        (
+            {"headline": {"final": "s1", "tiny": "s3-tiny"}},
+            "headline.tiny: 's3-tiny' is not a step in `steps` (s1, s2)",
+        ),
+        ({"headline": {"final": "s1"}}, "headline.tiny: missing required key"),
+        (
+            {"public_results": [{"label": "x", "params": 10, "accuracy": 99.5}]},
+            "public_results[0].accuracy: is a fraction",
+        ),
+        (
+            {"public_results": [{"label": "x", "params": "9k", "accuracy": 0.99}]},
+            "public_results[0].params: expected an integer",
+        ),
+        ({"public_results": {"label": "x"}}, "public_results: expected a list"),
+        ({"target": {**TARGET, "max_params": "8k"}}, "target.max_params: expected an integer"),
+    ],
+)
+def test_what_the_reports_read_is_checked_before_training(changes, error):
+    with pytest.raises(ParamsError, match=re.escape(error)):
+        report_params(**changes)
+    report_params(
+        headline={"final": "s1", "tiny": "s2"}, public_results=[{"label": "x", "params": 1, "accuracy": 0.9}]
+    )

@@ -493,9 +493,18 @@ def test_editing_one_step_retrains_that_step_alone(project):
         ran = stages_ran(["dvc", "repro"], root, env)
         assert ran[0] == "resolve"
         assert set(ran) == retrained("tiny-b")
-        assert resolved(root, "tiny-b")["optimizer"] == {"name": "sgd", "lr": 0.02, "momentum": 0.9}
+        assert resolved(root, "tiny-b")["optimizer"] == sgd(0.02)
     run(["dvc", "repro"], root, env)  # back to the committed params: the same bytes again
     assert tracked_state(root, env) == before
+
+
+def sgd(lr: float) -> dict:
+    """tiny-b's optimizer as its resolved config states it: every default filled in."""
+    return {"name": "sgd", "lr": lr, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
+
+
+def adam(lr: float) -> dict:
+    return {"name": "adam", "lr": lr, "weight_decay": 0.0}
 
 
 def retrained(step: str) -> set[str]:
@@ -524,8 +533,8 @@ def test_exp_run_set_recipe_changes_every_step_that_inherits_it(project):
     ran, params, configs = exp_run(root, env, "recipe.optimizer.lr=0.02")
     # tiny-b names another optimizer (sgd): it starts over and keeps its own lr
     assert set(ran) == retrained("tiny-a")
-    assert configs["tiny-a"]["optimizer"] == {"name": "adam", "lr": 0.02}
-    assert configs["tiny-b"]["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+    assert configs["tiny-a"]["optimizer"] == adam(0.02)
+    assert configs["tiny-b"]["optimizer"] == sgd(0.05)
     # DVC rewrote one value, and kept the file's layout and comments
     assert changed_lines(original, params) == [
         ("  optimizer: {name: adam, lr: 0.01}  # Adam, as the seed write-ups",
@@ -538,8 +547,8 @@ def test_exp_run_set_one_step_changes_exactly_that_step(project):
     original = (root / "params.yaml").read_text()
     ran, params, configs = exp_run(root, env, "++steps.tiny-a.optimizer.lr=0.03")
     assert set(ran) == retrained("tiny-a")
-    assert configs["tiny-a"]["optimizer"] == {"name": "adam", "lr": 0.03}
-    assert configs["tiny-b"]["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+    assert configs["tiny-a"]["optimizer"] == adam(0.03)
+    assert configs["tiny-b"]["optimizer"] == sgd(0.05)
     assert yaml.safe_load(params)["recipe"]["optimizer"]["lr"] == 0.01
     assert yaml.safe_load(params)["steps"]["tiny-a"] == {
         "description": "A tiny net.",
@@ -567,8 +576,18 @@ def test_exp_run_set_one_step_changes_exactly_that_step(project):
                 "(DVC uses it in stage names)"
             ),
         ),
+        (
+            "  tiny-a:\n",
+            "  tiny-c:\n",  # headline.tiny still names it
+            "error: invalid params: headline.tiny: 'tiny-a' is not a step in `steps` (tiny-c, tiny-b)",
+        ),
+        (
+            "  accuracy: 0.5\n",
+            "  accuracy: 99.5\n",
+            "error: invalid params: public_results[0].accuracy: is a fraction in (0, 1]",
+        ),
     ],
-    ids=["typo", "space-in-name"],
+    ids=["typo", "space-in-name", "renamed-headline-step", "public-result-in-percent"],
 )
 def test_bad_params_stop_before_training_and_delete_nothing(project, old, new, error):
     root, env, _ = project
@@ -595,7 +614,7 @@ def test_a_header_only_history_is_an_error_not_a_report(project):
     assert result.stderr.strip().splitlines() == [
         (
             "error: reports/steps/tiny-a/history.csv: holds no complete epoch; "
-            "retrain its step (dvc repro --force train@<step>)"
+            "retrain its step: dvc repro --force train@tiny-a"
         )
     ]
 
@@ -634,6 +653,196 @@ def test_an_unwritable_output_folder_fails_before_training(project):
         moved.rename(folder)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["error: models/tiny-a: File exists"]  # no training line
+
+
+def test_rewording_a_description_or_changing_threads_retrains_nothing(project):
+    root, env, _ = project
+    before = tracked_state(root, env)
+    with edited_params(root, "description: The same with SGD", "description: Like tiny-a, with SGD"):
+        ran = stages_ran(["dvc", "repro"], root, env)
+        assert set(ran) == {"resolve", "headline", "report"}  # the report quotes the description
+        assert "Like tiny-a, with SGD" in (root / "reports/report.md").read_text()
+    run(["dvc", "repro"], root, env)
+    assert tracked_state(root, env) == before
+    status = run(["dvc", "status", "--json"], root, {**env, "MNIST_THREADS": "1"}).stdout
+    assert json.loads(status) == {}
+
+
+@contextlib.contextmanager
+def edited_files(root: Path, edits: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """Project files with one string replaced each, restored afterwards."""
+    originals = {name: (root / name).read_text() for name in edits}
+    try:
+        for name, (old, new) in edits.items():
+            assert old in originals[name], name
+            (root / name).write_text(originals[name].replace(old, new, 1))
+        yield
+    finally:
+        for name, text in originals.items():
+            (root / name).write_text(text)
+
+
+def test_rewording_an_error_or_a_report_retrains_no_model(project):
+    root, env, _ = project
+    before = tracked_state(root, env)
+    rewordings = {
+        "mnist_budget/errors.py": ("a one-line cause", "a cause in one line"),
+        "mnist_budget/cli.py": ("stopped by Ctrl-C", "interrupted by Ctrl-C"),
+        "mnist_budget/params.py": ("missing required key", "a required key is missing"),
+        "mnist_budget/writeup.py": ("no over-fitting", "no sign of over-fitting"),
+    }
+    with edited_files(root, rewordings):
+        ran = stages_ran(["dvc", "repro"], root, env)
+        assert not [stage for stage in ran if stage.startswith("train@")]
+        assert "report" in ran  # the reworded report module reruns the report
+    run(["dvc", "repro"], root, env)
+    assert tracked_state(root, env) == before
+
+
+@contextlib.contextmanager
+def damaged(path: Path, content: bytes) -> Iterator[None]:
+    """`path` holding `content` (a folder where `content` is None), restored afterwards."""
+    original = path.read_bytes()
+    path.unlink()
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    try:
+        yield
+    finally:
+        path.rmdir() if path.is_dir() else path.unlink()
+        path.write_bytes(original)
+
+
+def folder_bytes(root: Path, *folders: str) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for folder in folders
+        for p in sorted((root / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_failed_download_keeps_the_last_good_data(project, tmp_path):
+    root, env, _ = project
+    before, data = tracked_state(root, env), folder_bytes(root, "data")
+    mirror = tmp_path / "bad-mirror"
+    write_synthetic_mnist(mirror)
+    (mirror / f"{MNIST_FILES['train_labels']}.gz").write_bytes(b"not gzip, and not the checked labels")
+    result = run(
+        ["dvc", "repro", "--force", "download"], root, {**env, "MNIST_MIRROR": str(mirror)}, check=False
+    )
+    assert result.returncode != 0
+    assert f"error: could not get {MNIST_FILES['train_labels']} from any mirror:" in result.stderr
+    assert folder_bytes(root, "data") == data and tracked_state(root, env) == before
+
+
+def test_a_failed_prepare_keeps_the_last_prepared_data(project):
+    root, env, _ = project
+    prepared = folder_bytes(root, "data/prepared")
+    labels = root / "data/raw" / MNIST_FILES["test_labels"]
+    with damaged(labels, labels.read_bytes()[:-10]):  # fewer labels than images
+        result = run([sys.executable, "-m", "stages.prepare"], root, env, check=False)
+    assert result.returncode == 1 and result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert folder_bytes(root, "data/prepared") == prepared
+
+
+def test_a_failed_train_replaces_no_output(project):
+    """The history cannot be written (a folder is in its place): the models stay too."""
+    root, env, _ = project
+    outputs = output_bytes(root)
+    with damaged(root / "reports/steps/tiny-a/history.csv", None):
+        result = run([sys.executable, "-m", "stages.train", "tiny-a"], root, env, check=False)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            "error: reports/steps/tiny-a/history.csv: Is a directory"
+        )
+    assert output_bytes(root) == outputs
+    assert not list(root.rglob(".*.tmp*"))
+
+
+def test_a_damaged_model_stops_evaluate_which_keeps_its_outputs(project):
+    root, env, _ = project
+    before, outputs = tracked_state(root, env), output_bytes(root)
+    model = root / "models/tiny-a/seed1.pt2"
+    with damaged(model, model.read_bytes()[:5000]):
+        result = run(["dvc", "repro", "--force", "--single-item", "evaluate@tiny-a"], root, env, check=False)
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [
+        (
+            "error: models/tiny-a/seed1.pt2: not a model file (File is not a zip file); "
+            "retrain it: dvc repro --force train@tiny-a"
+        )
+    ]
+    assert output_bytes(root) == outputs and tracked_state(root, env) == before
+
+
+def test_another_steps_model_is_refused(project):
+    root, env, _ = project
+    model = root / "models/tiny-a/seed2.pt2"
+    with damaged(model, (root / "models/tiny-b/seed2.pt2").read_bytes()):
+        result = run([sys.executable, "-m", "stages.evaluate", "tiny-a"], root, env, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        (
+            "error: models/tiny-a/seed2.pt2: holds a model of step 'tiny-b', seed 2, trained with another "
+            "config than reports/configs/tiny-a.json (seed 2); retrain it: dvc repro --force train@tiny-a"
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda text: text.replace("\n2,", "\n1,"), "holds seeds [1], but the step trains seeds [1, 2]"),
+        (
+            lambda text: text[:40] + "\x00\xff garbage \xfe\n" + text[40:],
+            "holds a missing value or one that is not a number",
+        ),
+    ],
+    ids=["other-seeds", "garbage"],
+)
+def test_a_bad_history_stops_the_report_which_keeps_its_outputs(project, damage, problem):
+    root, env, _ = project
+    before = tracked_state(root, env)
+    reports = folder_bytes(root, "reports")
+    history = root / "reports/steps/tiny-b/history.csv"
+    with damaged(history, damage(history.read_bytes().decode("latin-1")).encode("latin-1")):
+        result = run(["dvc", "repro", "--force", "--single-item", "report"], root, env, check=False)
+        assert result.returncode != 0
+        assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [
+            f"error: reports/steps/tiny-b/history.csv: {problem}; retrain its step: dvc repro --force train@tiny-b"
+        ]
+    assert folder_bytes(root, "reports") == reports and tracked_state(root, env) == before
+
+
+def test_ctrl_c_stops_a_train_stage_with_one_line(project):
+    root, env, _ = project
+    outputs = output_bytes(root)
+    config = root / "reports/configs/tiny-a.json"
+    original = config.read_text()
+    config.write_text(json.dumps({**json.loads(original), "epochs": 500}))
+    log = root.parent / "ctrl-c-stage.log"
+    try:
+        with open(log, "w") as stderr:  # a file: see the SIGTERM test
+            stage = subprocess.Popen(
+                [sys.executable, "-m", "stages.train", "tiny-a"], cwd=root, env=env, stderr=stderr,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(training_workers(stage.pid)) < 2:
+            time.sleep(0.2)
+        time.sleep(5)  # the workers are training
+        os.killpg(stage.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+        assert stage.wait(timeout=60) == 128 + signal.SIGINT
+    finally:
+        config.write_text(original)
+    lines = [line for line in log.read_text().replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[-1] == "error: stopped by Ctrl-C; the stage's last outputs are kept"
+    assert not [line for line in lines if "Traceback" in line or "KeyboardInterrupt" in line]
+    assert output_bytes(root) == outputs
 
 
 REFERENCE_PARAMS = """\
