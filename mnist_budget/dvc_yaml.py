@@ -203,6 +203,9 @@ def sub_pipeline(name: str) -> str:
     stages = {key: shared_stage(root[key], layout, sections) for key in SHARED_STAGES}
     if report is not None:
         stages[report.name] = report_stage(layout, report)
+        # resolve checks before any training what the report stage will read
+        checked = stages["resolve"]["params"][0][str(layout.params)]
+        checked += [section for section in report.sections if section not in checked]
     header = (
         f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
         f"# (wdir: ..), share data/prepared with the main pipeline and write to {layout.models}/\n"

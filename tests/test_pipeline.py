@@ -682,9 +682,11 @@ def edited_files(root: Path, edits: dict[str, tuple[str, str]]) -> Iterator[None
             (root / name).write_text(text)
 
 
-def test_rewording_an_error_or_a_report_retrains_no_model(project):
+def test_rewording_an_error_or_a_report_retrains_no_model(project, tmp_path):
     root, env, _ = project
     before = tracked_state(root, env)
+    write_synthetic_mnist(tmp_path / "mirror")  # download reads params: params.py reruns it
+    env = {**env, "MNIST_MIRROR": str(tmp_path / "mirror")}
     rewordings = {
         "mnist_budget/errors.py": ("a one-line cause", "a cause in one line"),
         "mnist_budget/cli.py": ("stopped by Ctrl-C", "interrupted by Ctrl-C"),
