@@ -801,10 +801,14 @@ def test_another_steps_model_is_refused(project):
         (lambda text: text.replace("\n2,", "\n1,"), "holds seeds [1], but the step trains seeds [1, 2]"),
         (
             lambda text: text[:40] + "\x00\xff garbage \xfe\n" + text[40:],
+            "is not a readable CSV file (UnicodeDecodeError)",
+        ),
+        (
+            lambda text: text.replace("\n1,1,", "\n1,one,", 1),
             "holds a missing value or one that is not a number",
         ),
     ],
-    ids=["other-seeds", "garbage"],
+    ids=["other-seeds", "garbage", "not-a-number"],
 )
 def test_a_bad_history_stops_the_report_which_keeps_its_outputs(project, damage, problem):
     root, env, _ = project
@@ -1009,7 +1013,7 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     metrics = experiment_file(root, env, f"{best}-r2", metrics_file)
     assert history["val_accuracy"].iloc[-1] == metrics["validation_accuracy"]["mean"]
     config = experiment_file(root, env, "adam-rotated-r1", "reports/search/configs/candidate.json")
-    assert config["optimizer"] == {"name": "adam", "lr": 0.01} and config["batch_size"] == 16
+    assert config["optimizer"] == adam(0.01) and config["batch_size"] == 16
     assert config["augment"] == {"rotate": 10} and config["validation"] == 80
     table = (root / "reports/search/table.md").read_text()
     assert table.index(f"`{best}`") < min(table.index(f"`{name}`") for name in first.index if name != best)
