@@ -173,13 +173,16 @@ def config_of(step: StepConfig) -> dict[str, Any]:
     the same file), and nothing that cannot change the result (`NOT_TRAINED`)."""
     config = {}
     for key in STEP_KEYS:
+        if key in NOT_TRAINED:
+            continue
         value = getattr(step, key)
         if key == "layers":
             value = [layer_config(layer) for layer in value]
-        elif isinstance(value, (tuple, Mapping)):
-            value = list(value) if isinstance(value, tuple) else dict(value)
-        if key not in NOT_TRAINED:
-            config[key] = value
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        config[key] = value
     return config
 
 
