@@ -24,6 +24,7 @@ import yaml
 
 from mnist_budget.mnist import MNIST_FILES
 from mnist_budget.search_results import RUN_COLUMNS
+from mnist_budget.step_config import AUGMENT
 from mnist_budget.writeup import HEIGHT, WIDTH, ZOOM
 from tests.conftest import serve_folder, write_synthetic_mnist
 
@@ -1014,7 +1015,8 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert history["val_accuracy"].iloc[-1] == metrics["validation_accuracy"]["mean"]
     config = experiment_file(root, env, "adam-rotated-r1", "reports/search/configs/candidate.json")
     assert config["optimizer"] == adam(0.01) and config["batch_size"] == 16
-    assert config["augment"] == {"rotate": 10} and config["validation"] == 80
+    augment = {key: spec.default for key, spec in AUGMENT.items()}  # the resolved config states them all
+    assert config["augment"] == {**augment, "rotate": 10.0} and config["validation"] == 80
     table = (root / "reports/search/table.md").read_text()
     assert table.index(f"`{best}`") < min(table.index(f"`{name}`") for name in first.index if name != best)
     assert "80 held out" in table
