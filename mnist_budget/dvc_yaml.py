@@ -4,10 +4,10 @@ A stage's code deps are the import closure of its entry point over this project'
 (`stages/`, `mnist_budget/`), less the modules that cannot change what it writes
 (`code_deps`): a change anywhere else in it reruns the stage, a change outside it does
 not. The root dvc.yaml is written by hand but for its code deps, which
-`root_with_code_deps` rewrites in place, comments kept. Each sub-pipeline (`references/`, `seed-systems/`, `search/`) is the root's `resolve`,
-`train` and `evaluate` stages moved to its own params file and output folders, plus its
-own report stage if it has one: written from here, never by hand (DVC has no include,
-treeverse/dvc#7939).
+`root_with_code_deps` rewrites in place, comments kept. Each sub-pipeline (`references/`,
+`seed-systems/`, `search/`) is the root's `resolve`, `train` and `evaluate` stages moved to
+its own params file and output folders, plus its own report stage if it has one: written
+from here, never by hand (DVC has no include, treeverse/dvc#7939).
 
     python -m mnist_budget.dvc_yaml           # rewrite the root's code deps and the sub-pipelines
     python -m mnist_budget.dvc_yaml --check   # exit 1 if a file differs from what it would write
@@ -204,8 +204,9 @@ def sub_pipeline(name: str) -> str:
     if report is not None:
         stages[report.name] = report_stage(layout, report)
         # resolve checks before any training what the report stage will read
-        checked = stages["resolve"]["params"][0][str(layout.params)]
-        checked += [section for section in report.sections if section not in checked]
+        resolve_params = stages["resolve"]["params"][0]
+        checked = resolve_params[str(layout.params)]
+        resolve_params[str(layout.params)] = checked + [s for s in report.sections if s not in checked]
     header = (
         f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
         f"# (wdir: ..), share data/prepared with the main pipeline and write to {layout.models}/\n"
