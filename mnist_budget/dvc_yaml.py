@@ -37,23 +37,39 @@ SHARED_STAGES = ("resolve", "train", "evaluate")  # the root's stages every sub-
 @dataclass(frozen=True)
 class ReportStage:
     """A sub-pipeline's last stage: its name, entry point, data it reads besides the
-    steps' reports, and the params sections it reads."""
+    steps' reports, the params sections it reads and its outputs under the reports folder."""
 
     name: str
     module: str
     data: tuple[str, ...]
     sections: tuple[str, ...]
+    outs: tuple[str, ...] = ("report.md", "summary.csv", "figures", "plots")
 
 
-SUB_PIPELINES: dict[str, ReportStage | None] = {
+@dataclass(frozen=True)
+class SubPipeline:
+    """What a sub-pipeline adds to the root's stages: its report stage, if any, and
+    whether it keeps models (without, `train` writes histories alone and nothing evaluates)."""
+
+    report: ReportStage | None = None
+    keeps_models: bool = True
+
+
+SUB_PIPELINES: dict[str, SubPipeline] = {
     # the progression report draws the final step's misclassified digits from data/prepared
-    "references": ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target")),
+    "references": SubPipeline(ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target"))),
     # compare validates the claims against every step and gpu step, as resolved over the recipe
-    "seed-systems": ReportStage(
-        "compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems")
+    "seed-systems": SubPipeline(
+        ReportStage("compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems"))
     ),
     # one candidate per experiment, ranked by `python -m mnist_budget.search`: no report stage
-    "search": None,
+    "search": SubPipeline(),
+    # the main report quotes the ablation, so the ablation is upstream of it: it keeps its
+    # results in git (histories, no model) and a fresh clone's `dvc repro` skips it
+    "ablation": SubPipeline(
+        ReportStage("report", "stages.ablation", (), ("steps", "baseline", "arms"), ("report.md", "effects.csv", "figures")),
+        keeps_models=False,
+    ),
 }
 
 
@@ -162,10 +178,7 @@ def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
             *code_deps(report.module, reads_params=True),
         ],
         "params": [{str(layout.params): list(report.sections)}],
-        "outs": [
-            {f"{reports}/{name}": {"cache": False, "persist": True}}
-            for name in ("report.md", "summary.csv", "figures", "plots")
-        ],
+        "outs": [{f"{reports}/{name}": {"cache": False, "persist": True}} for name in report.outs],
     }
 
 
@@ -199,18 +212,25 @@ def sub_pipeline(name: str) -> str:
         root = yaml.safe_load(f)["stages"]
     with open(ROOT / layout.params) as f:
         sections = set(yaml.safe_load(f))
-    report = SUB_PIPELINES[name]
+    pipeline = SUB_PIPELINES[name]
     stages = {key: shared_stage(root[key], layout, sections) for key in SHARED_STAGES}
+    if not pipeline.keeps_models:
+        del stages["evaluate"]  # it scores model files
+        train = stages["train"]["do"]
+        train["cmd"] += " --history-only"
+        train["outs"] = [out for out in train["outs"] if not str(next(iter(out))).startswith(f"{layout.models}/")]
+    report = pipeline.report
     if report is not None:
         stages[report.name] = report_stage(layout, report)
         # resolve checks before any training what the report stage will read
         resolve_params = stages["resolve"]["params"][0]
         checked = resolve_params[str(layout.params)]
         resolve_params[str(layout.params)] = checked + [s for s in report.sections if s not in checked]
+    written = f"{layout.models}/ and {layout.reports}/" if pipeline.keeps_models else f"{layout.reports}/, no model file"
     header = (
         f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
-        f"# (wdir: ..), share data/prepared with the main pipeline and write to {layout.models}/\n"
-        f"# and {layout.reports}/. Written by `python -m mnist_budget.dvc_yaml` from the root\n"
+        "# (wdir: ..) and share data/prepared with the main pipeline. They write to\n"
+        f"# {written}. Written by `python -m mnist_budget.dvc_yaml` from the root\n"
         "# dvc.yaml's resolve, train and evaluate stages: edit those, then run it.\n"
     )
     return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=110)
@@ -226,7 +246,7 @@ def main() -> None:
     files += [(ROOT / name / "dvc.yaml", lambda name=name: sub_pipeline(name)) for name in SUB_PIPELINES]
     for path, render in files:
         text = render()
-        if path.read_text() == text:
+        if path.is_file() and path.read_text() == text:
             continue
         stale.append(str(path.relative_to(ROOT)))
         if not check:

@@ -1,12 +1,13 @@
 """Stage `train@<step>`: train one step of the progression, every seed, as `resolve` wrote it.
 
-    python -m stages.train <step> [--pipeline NAME]
+    python -m stages.train <step> [--pipeline NAME] [--history-only]
 
 Reads reports/configs/<step>.json (the recipe with the step's changes on top, validated).
 Trains each of the step's `seeds` (side by side, one thread each: see `seed_pool`) and
 writes models/<step>/seed<N>.pt2 (torch.export, with the config and seed inside) and the
 per-epoch history of every seed, reports/steps/<step>/history.csv, that `dvc plots` and
-the report read. Outputs are replaced only when every seed has trained and every output
+the report read. With --history-only, the history alone: the ablation keeps no model, so
+that its results live in git and a fresh clone's `dvc repro` finds it up to date. Outputs are replaced only when every seed has trained and every output
 is written (`write_all`): a failed or stopped run keeps the previous ones, all of them.
 """
 
@@ -28,9 +29,9 @@ from mnist_budget.step_config import read_config
 
 
 @stage_main
-def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
+def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> None:
     step = read_config(name, read_json(layout.config(name)))
-    models = {seed: layout.model(name, seed) for seed in step.seeds}
+    models = {seed: layout.model(name, seed) for seed in step.seeds} if keep_models else {}
     history_path = layout.history(name)
     check_writable(*models.values(), history_path)
     counts = count_params(build_net(step))
@@ -47,15 +48,15 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     # a seed no longer in the step's list loses its model file
     write_all(
         {
-            **{models[seed]: model_file for seed, (_, model_file) in runs.items()},
+            **{models[seed]: model_file for seed, (_, model_file) in runs.items() if keep_models},
             history_path: history.encode(),
         },
-        folders=(layout.model_dir(name),),
+        folders=(layout.model_dir(name),) if keep_models else (),
     )
     finals = ", ".join(f"{rows[-1]['test_accuracy']:.2%} (seed {seed})" for seed, (rows, _) in runs.items())
     print(
         f"train {name}: final test accuracy {finals} after {step.epochs} epochs ({minutes:.1f} min) "
-        f"-> {layout.model_dir(name)}/",
+        f"-> {layout.model_dir(name) if keep_models else history_path}",
         file=sys.stderr,
     )
 
@@ -63,5 +64,6 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
 if __name__ == "__main__":
     parser = pipeline_parser("Train one step of the progression, every seed.")
     parser.add_argument("step")
+    parser.add_argument("--history-only", action="store_true", help="write the history, no model file")
     args = parser.parse_args()
-    main(args.step, Layout.of(args.pipeline))
+    main(args.step, Layout.of(args.pipeline), keep_models=not args.history_only)

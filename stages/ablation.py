@@ -1,0 +1,1 @@
+"""Stage `report` of the ablation pipeline (placeholder while the arms train)."""
