@@ -66,4 +66,4 @@ if __name__ == "__main__":
     parser.add_argument("step")
     parser.add_argument("--history-only", action="store_true", help="write the history, no model file")
     args = parser.parse_args()
-    main(args.step, Layout.of(args.pipeline), keep_models=not args.history_only)
+    main(args.step, Layout.of(args.pipeline), not args.history_only)
