@@ -17,6 +17,7 @@ from mnist_budget.atomic_files import write_text
 from mnist_budget.layer_spec import HOLDS_LAYERS, LAYER_KINDS
 from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES
 from mnist_budget.params import REQUIRED, Key
+from mnist_budget.report_config import ARM_KEYS
 from mnist_budget.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -82,12 +83,18 @@ def augment_table() -> str:
     return markdown(["key", "meaning", "default"], rows)
 
 
+def arm_keys_table() -> str:
+    rows = [[f"`{name}`", key.doc] for name, key in ARM_KEYS.items()]
+    return markdown(["key", "meaning"], rows)
+
+
 TABLES = {
     "layers": layers_table,
     "step-keys": step_keys_table,
     "optimizers": optimizers_table,
     "schedules": schedules_table,
     "augment": augment_table,
+    "arm-keys": arm_keys_table,
 }
 
 

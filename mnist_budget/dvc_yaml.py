@@ -57,7 +57,9 @@ class SubPipeline:
 
 SUB_PIPELINES: dict[str, SubPipeline] = {
     # the progression report draws the final step's misclassified digits from data/prepared
-    "references": SubPipeline(ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target"))),
+    "references": SubPipeline(
+        ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target"))
+    ),
     # compare validates the claims against every step and gpu step, as resolved over the recipe
     "seed-systems": SubPipeline(
         ReportStage("compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems"))
@@ -67,7 +69,13 @@ SUB_PIPELINES: dict[str, SubPipeline] = {
     # the main report quotes the ablation, so the ablation is upstream of it: it keeps its
     # results in git (histories, no model) and a fresh clone's `dvc repro` skips it
     "ablation": SubPipeline(
-        ReportStage("report", "stages.ablation", (), ("steps", "baseline", "arms"), ("report.md", "effects.csv", "figures")),
+        ReportStage(
+            "report",
+            "stages.ablation",
+            (),
+            ("steps", "baseline", "arms"),
+            ("report.md", "effects.csv", "figures"),
+        ),
         keeps_models=False,
     ),
 }
@@ -218,7 +226,9 @@ def sub_pipeline(name: str) -> str:
         del stages["evaluate"]  # it scores model files
         train = stages["train"]["do"]
         train["cmd"] += " --history-only"
-        train["outs"] = [out for out in train["outs"] if not str(next(iter(out))).startswith(f"{layout.models}/")]
+        train["outs"] = [
+            out for out in train["outs"] if not str(next(iter(out))).startswith(f"{layout.models}/")
+        ]
     report = pipeline.report
     if report is not None:
         stages[report.name] = report_stage(layout, report)
@@ -226,7 +236,11 @@ def sub_pipeline(name: str) -> str:
         resolve_params = stages["resolve"]["params"][0]
         checked = resolve_params[str(layout.params)]
         resolve_params[str(layout.params)] = checked + [s for s in report.sections if s not in checked]
-    written = f"{layout.models}/ and {layout.reports}/" if pipeline.keeps_models else f"{layout.reports}/, no model file"
+    written = (
+        f"{layout.models}/ and {layout.reports}/"
+        if pipeline.keeps_models
+        else f"{layout.reports}/, no model file"
+    )
     header = (
         f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
         "# (wdir: ..) and share data/prepared with the main pipeline. They write to\n"

@@ -196,3 +196,33 @@ def misclassified_grid(images, rows: pd.DataFrame, name: str, columns: int = 8) 
         ax.set_title(f"{row['actual']} → {row['predicted']}\n#{index}", fontsize=7)
     fig.suptitle(f"Misclassified test digits of {name}: true → predicted (test index)", fontsize=9)
     return _png(fig)
+
+
+VERDICT_COLOURS = {"helps": "tab:green", "hurts": "tab:red"}  # anything else: within noise, grey
+
+
+def ablation_effects(table: pd.DataFrame) -> bytes:
+    """Each arm's effect on final test accuracy (arm minus baseline, pp) with its interval,
+    one row per idea, coloured by verdict, around a zero line."""
+    rows = table.iloc[::-1]  # the first arm on top
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.4))
+    for y, (_, row) in enumerate(rows.iterrows()):
+        colour = VERDICT_COLOURS.get(row["verdict"], "tab:gray")
+        if not pd.isna(row["low"]):
+            ax.plot([row["low"] * 100, row["high"] * 100], [y, y], color=colour, linewidth=3, alpha=0.6)
+        ax.plot(row["effect"] * 100, y, "o", color=colour)
+        ax.annotate(
+            row["verdict"], (row["effect"] * 100, y), xytext=(0, 7), textcoords="offset points",
+            ha="center", fontsize=7, color=colour,
+        )  # fmt: skip
+    ax.axvline(0, color="black", linewidth=0.8)
+    verb = {"removes": "without", "adds": "with"}
+    ax.set_yticks(range(len(rows)), [f"{verb[c]} {idea}" for c, idea in zip(rows["change"], rows["idea"])])
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(
+        "final-epoch test accuracy, arm minus baseline (pp): mean and 95% interval of the paired seeds"
+    )
+    seeds = ", ".join(sorted({str(n) for n in table["n"]}))
+    ax.set_title(f"Ablation of the final recipe ({seeds} paired seeds per arm)")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)

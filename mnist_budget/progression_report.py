@@ -3,6 +3,7 @@ Target / Result / Analysis per step, and the final model's errors."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,17 @@ import pandas as pd
 import torch
 
 from mnist_budget import figures
+from mnist_budget.ablation import row_sentence
+from mnist_budget.errors import StageError
 from mnist_budget.layout import MAIN, PREPARED_TENSORS
+from mnist_budget.model_stats import count_params
+from mnist_budget.nets import build_net
 from mnist_budget.scoring import per_seed
 from mnist_budget.search_results import ranked
+from mnist_budget.step_config import read_config
 from mnist_budget.writeup import (
     Results,
+    params_diff,
     progression_table,
     reproduce_section,
     seeds_text,
@@ -120,6 +127,61 @@ def search_section(runs: pd.DataFrame, validation: int) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Ablation:
+    """What the ablation measured (reports/ablation/effects.csv, one row per arm) and on
+    which recipe: its baseline's resolved config."""
+
+    effects: pd.DataFrame
+    baseline: dict[str, Any]
+
+
+def ablation_evidence(results: Results, final: str, ablation: Ablation) -> dict[str, str]:
+    """Step -> the ablation rows of the idea it adds, quoted; a caveat first on every one
+    if the ablation's baseline is not the final step's recipe (seeds aside)."""
+    unknown = sorted(set(ablation.effects["step"].dropna()) - set(results.entries) - {""})
+    if unknown:
+        raise StageError(
+            f"reports/ablation/effects.csv: the ablation's arms name the step {unknown[0]!r}, which "
+            "params.yaml does not have; rename it in ablation/params.yaml `arms`, then `dvc repro`"
+        )
+    differences = params_diff({**results.entries[final], "seeds": []}, {**ablation.baseline, "seeds": []})
+    caveat = (
+        f"(The ablation measured another recipe than `{final}`'s: {'; '.join(differences)}. "
+        "Run `dvc repro ablation/dvc.yaml` on this one.) "
+        if differences
+        else ""
+    )
+    evidence: dict[str, list[str]] = {}
+    for row in ablation.effects.to_dict("records"):
+        if isinstance(row["step"], str) and row["step"]:
+            evidence.setdefault(row["step"], []).append(f"Ablation: {row_sentence(row)}")
+    return {step: caveat + " ".join(rows) for step, rows in evidence.items()}
+
+
+def not_taken_section(
+    results: Results, final: str, ablation: Ablation, without: dict[str, list[str]]
+) -> list[str]:
+    """Classic ideas that are not a step: the ablation's `adds` rows, and the parts the
+    skeleton already has, with the final net's parameter count without each."""
+    budget = results.target.max_params
+    lines = [
+        f"- {row_sentence(row)}" for row in ablation.effects.to_dict("records") if row["change"] == "adds"
+    ]
+    for part, layers in without.items():
+        counts = count_params(build_net(read_config(final, {**results.entries[final], "layers": layers})))
+        total = counts["params_total"]
+        fits = "within" if total <= budget else f"{total - budget:,} over"
+        lines.append(
+            f"- Without {part}, `{final}` would have {total:,} parameters against its "
+            f"{results.metrics[final]['params_total']:,}: {fits} the budget of {budget:,}. "
+            f"The net has it from `{next(iter(results.entries))}` on, so no step adds it."
+        )
+    if not lines:
+        return []
+    return ["## Ideas that are not a step", "", *lines, ""]
+
+
 def final_model_section(results: Results, final: str) -> list[str]:
     return [
         f"## The final model `{final}`",
@@ -139,11 +201,18 @@ def final_step(results: Results, headline: dict[str, Any] | None) -> str:
 
 
 def write_report(
-    results: Results, headline: dict[str, Any] | None, search: tuple[pd.DataFrame, int] | None = None
+    results: Results,
+    headline: dict[str, Any] | None,
+    search: tuple[pd.DataFrame, int] | None = None,
+    ablation: Ablation | None = None,
+    without: dict[str, list[str]] | None = None,
 ) -> str:
-    """The report; `search`: the search's runs and its held-out image count, if it ran."""
+    """The report; `search`: the search's runs and its held-out image count, if it ran;
+    `ablation`: what it measured, quoted in each step's Analysis; `without`: parts of the
+    net counted without (params' `without`)."""
     layout, names = results.layout, list(results.entries)
     final = final_step(results, headline)
+    evidence = ablation_evidence(results, final, ablation) if ablation is not None else {}
     title = "the progression" if layout.name == MAIN else f"the `{layout.name}` pipeline"
     out = [f"# MNIST under budget: {title}", "", *headline_section(results, final, headline)]
     out += [
@@ -166,8 +235,10 @@ def write_report(
     ]
     previous = None
     for name in names:
-        out += step_section(results, name, previous)
+        out += step_section(results, name, previous, evidence.get(name, ""))
         previous = name
+    if ablation is not None:
+        out += not_taken_section(results, final, ablation, without or {})
     if search is not None:
         out += search_section(*search)
     out += final_model_section(results, final)

@@ -3,23 +3,20 @@ progression table, each step's Target / Result / Analysis, and the tables DVC re
 
 from __future__ import annotations
 
-import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from scipy import stats
 
 from mnist_budget.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.layout import MAIN, Layout
+from mnist_budget.paired import CONFIDENCE, Effect, paired_effect, points
 from mnist_budget.scoring import LAST_EPOCHS, load_history, mean_curve, per_seed
 from mnist_budget.step_config import Target, load_target, resolve
 
 GAP_OVERFIT = 0.005  # train above test by more than 0.5 pp: over-fitting
 GAP_UNDERFIT = -0.002  # train (augmented, in train mode) below test: room to fit more
-CONFIDENCE = 0.95  # of the interval around a step's effect (Student's t over the paired seeds)
 
 
 @dataclass(frozen=True)
@@ -104,33 +101,19 @@ def seeds_text(seeds: list[int]) -> str:
     return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
-def effect(after: dict, before: dict) -> dict[str, Any]:
-    """The change in final test accuracy from `before` to `after`, seed by seed on the seeds
-    both trained (paired: a seed's initial draw, data order and augmentation are the same on
-    both sides): the mean difference, its confidence half-width (None under two seeds) and
-    whether it exceeds that noise. With no seed in common: the difference of the means."""
-    a, b = per_seed(after["test_accuracy"]), per_seed(before["test_accuracy"])
-    seeds = [seed for seed in a if seed in b]
-    differences = [a[seed] - b[seed] for seed in seeds]
-    mean = (
-        statistics.fmean(differences)
-        if seeds
-        else after["test_accuracy"]["mean"] - before["test_accuracy"]["mean"]
-    )
-    if len(seeds) < 2:
-        return {"seeds": seeds, "mean": mean, "half_width": None, "beyond_noise": None}
-    t = stats.t.ppf((1 + CONFIDENCE) / 2, len(seeds) - 1)
-    half_width = t * statistics.stdev(differences) / math.sqrt(len(seeds))
-    return {"seeds": seeds, "mean": mean, "half_width": half_width, "beyond_noise": abs(mean) > half_width}
+def effect(after: dict, before: dict) -> Effect:
+    """The change in final test accuracy from step `before` to step `after` (their metrics),
+    paired seed by seed on the seeds both trained."""
+    return paired_effect(per_seed(after["test_accuracy"]), per_seed(before["test_accuracy"]))
 
 
-def effect_text(e: dict[str, Any]) -> str:
+def effect_text(e: Effect) -> str:
     """`+0.95 ± 0.10 pp` and what it means against the noise."""
-    if e["half_width"] is None:
-        why = f"one seed in common ({e['seeds'][0]})" if e["seeds"] else "no seed in common"
-        return f"{e['mean'] * 100:+.2f} pp ({why}: no noise estimate)"
-    size = f"{e['mean'] * 100:+.2f} ± {e['half_width'] * 100:.2f} pp"
-    return size if e["beyond_noise"] else f"{size}, within noise"
+    if e.low is None:
+        why = f"one seed in common ({e.seeds[0]})" if e.seeds else "no seed in common"
+        return f"{points(e.mean)} pp ({why}: no noise estimate)"
+    size = f"{points(e.mean)} ± {e.half_width * 100:.2f} pp"
+    return size if e.sign else f"{size}, within noise"
 
 
 def analysis(results: Results, name: str, previous: str | None) -> str:
@@ -152,8 +135,8 @@ def analysis(results: Results, name: str, previous: str | None) -> str:
         lines.append(f"Changed against `{previous}`: {changes or 'nothing but the description'}.")
         e = effect(m, before)
         paired = (
-            f" ({CONFIDENCE:.0%} interval of the paired difference over {seeds_text(e['seeds'])})"
-            if e["half_width"] is not None
+            f" ({CONFIDENCE:.0%} interval of the paired difference over {seeds_text(list(e.seeds))})"
+            if e.low is not None
             else ""
         )
         lines.append(
@@ -199,7 +182,9 @@ def progression_table(results: Results, names: list[str]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
-def step_section(results: Results, name: str, previous: str | None) -> list[str]:
+def step_section(results: Results, name: str, previous: str | None, evidence: str = "") -> list[str]:
+    """A step's Target / Result / Analysis; `evidence`: what measured its idea apart (the
+    ablation's row), closing the Analysis."""
     m = results.metrics[name]
     accuracy = m["test_accuracy"]
     seeds = ", ".join(f"{a:.2%} (seed {seed})" for seed, a in per_seed(accuracy).items())
@@ -219,7 +204,7 @@ def step_section(results: Results, name: str, previous: str | None) -> list[str]
             f"Layer table: [summary.md](steps/{name}/summary.md)."
         ),
         "",
-        f"**Analysis.** {analysis(results, name, previous)}",
+        f"**Analysis.** {' '.join(filter(None, [analysis(results, name, previous), evidence]))}",
         "",
     ]
 

@@ -1,1 +1,54 @@
-"""Stage `report` of the ablation pipeline (placeholder while the arms train)."""
+"""Stage `report` of the ablation pipeline: every arm against the baseline, seed by seed.
+
+    python -m stages.ablation [--pipeline ablation]
+
+Reads the params' `baseline` and `arms` and each arm's history; writes
+reports/ablation/effects.csv (one row per idea: the mean paired difference of final-epoch
+test accuracy, its 95% interval, n and a verdict), which the main report quotes, with
+report.md and figures/effects.png, all at once.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mnist_budget import figures
+from mnist_budget.ablation import ABLATION, effects_table, final_accuracies, write_report
+from mnist_budget.atomic_files import read_json, write_all
+from mnist_budget.cli import pipeline_parser, stage_main
+from mnist_budget.errors import StageError
+from mnist_budget.layout import Layout
+from mnist_budget.params import load_params
+from mnist_budget.report_config import load_arms
+from mnist_budget.scoring import load_history
+from mnist_budget.step_config import resolve
+
+
+@stage_main
+def main(layout: Layout = ABLATION) -> None:
+    params = load_params(layout.params)
+    ablation = load_arms(params)
+    if ablation is None:
+        raise StageError(f"{layout.params}: no `baseline` and `arms`: nothing to compare")
+    baseline, arms = ablation
+    descriptions = {name: entry["description"] for name, entry in resolve(params).items()}
+    accuracies = {}
+    for name in descriptions:
+        seeds = tuple(read_json(layout.config(name))["seeds"])
+        accuracies[name] = final_accuracies(load_history(layout, name, seeds))
+    table = effects_table(baseline, arms, accuracies)
+    write_all(
+        {
+            layout.reports / "effects.csv": table.to_csv(index=False).encode(),
+            layout.reports / "report.md": write_report(
+                layout, baseline, table, accuracies, descriptions
+            ).encode(),
+            layout.figures / "effects.png": figures.ablation_effects(table),
+        },
+        folders=(layout.figures,),
+    )
+    print(f"ablation: {len(arms)} arms against {baseline} -> {layout.reports}/report.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(Layout.of(pipeline_parser(__doc__).parse_args().pipeline))

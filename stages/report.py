@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import sys
 
+import pandas as pd
+
 from mnist_budget import progression_report
+from mnist_budget.ablation import ABLATION, EFFECTS
 from mnist_budget.atomic_files import read_json
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.params import load_params
-from mnist_budget.report_config import load_public_results
+from mnist_budget.report_config import load_public_results, load_without
 from mnist_budget.search_results import RUNS, SEARCH, STEP, read_runs
 from mnist_budget.step_config import load_steps
 from mnist_budget.writeup import Results, replace_report
@@ -30,10 +33,18 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     headline = read_json(layout.headline) if "headline" in params else None
     final = progression_report.final_step(results, headline)
     figures = progression_report.figure_files(results, final, load_public_results(params))
-    search = None
-    if layout == MAIN_LAYOUT and RUNS.is_file():  # how the main recipes were chosen
-        search = read_runs(), load_steps(load_params(SEARCH.params))[STEP].validation
-    replace_report(results, final, progression_report.write_report(results, headline, search), figures)
+    search = ablation = None
+    if layout == MAIN_LAYOUT:
+        if RUNS.is_file():  # how the main recipes were chosen
+            search = read_runs(), load_steps(load_params(SEARCH.params))[STEP].validation
+        # the evidence of each idea: the ablation's rows, and the recipe they measured
+        effects = pd.read_csv(EFFECTS)
+        baseline = effects["baseline"].iloc[0] if len(effects) else ""
+        ablation = progression_report.Ablation(
+            effects, read_json(ABLATION.config(baseline)) if baseline else {}
+        )
+    report = progression_report.write_report(results, headline, search, ablation, load_without(params))
+    replace_report(results, final, report, figures)
     print(f"report: {len(results.entries)} steps -> {layout.reports / 'report.md'}", file=sys.stderr)
 
 

@@ -8,7 +8,8 @@ trains with, every default filled in, no prose (see `step_config.config_of`). A 
 train stage depends on its file alone: editing one step retrains that step, editing the
 recipe retrains every step that does not override what changed, rewording a description
 retrains nothing. The sections the reports read (`target`, `headline`, `public_results`,
-a seed-systems pipeline's `systems`) are checked here too. A typo stops here, with one line
+`without`, the ablation's `baseline` and `arms`, a seed-systems pipeline's `systems`) are
+checked here too. A typo stops here, with one line
 naming the key, and no model or history is touched. Configs are replaced all at once, and
 the files of removed steps deleted.
 """
@@ -21,10 +22,10 @@ from mnist_budget.atomic_files import json_bytes, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.nets import build_layers
-from mnist_budget.params import load_params
-from mnist_budget.report_config import check_report_params
+from mnist_budget.params import ParamsError, load_params
+from mnist_budget.report_config import check_report_params, load_headline, load_without
 from mnist_budget.seed_systems import load_systems
-from mnist_budget.step_config import config_of, load_steps
+from mnist_budget.step_config import config_of, load_steps, read_config
 
 
 @stage_main
@@ -34,6 +35,13 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     for step in steps.values():
         build_layers(step)  # shapes: a layer that does not fit its input fails now
     check_report_params(params)
+    headline = load_headline(params)
+    final = steps[headline["final"]] if headline else list(steps.values())[-1]
+    for part, layers in load_without(params).items():  # the final net without a part must build
+        try:
+            build_layers(read_config(final.name, {**config_of(final), "layers": layers}))
+        except ParamsError as error:
+            raise ParamsError(f"without.{part} (the layers of {final.name} without it): {error}") from None
     if "systems" in params:
         load_systems(params)  # the claims `compare` reads, against every step
     before = {path.name for path in layout.configs.glob("*.json")}

@@ -2,6 +2,7 @@
 
 import copy
 import difflib
+import itertools
 import json
 import os
 import re
@@ -213,7 +214,9 @@ def test_params_yaml_that_dvc_would_read_otherwise_is_rejected(tmp_path, text, e
         load_params(path)
 
 
-@pytest.mark.parametrize("path", ["params.yaml", "references/params.yaml", "seed-systems/params.yaml"])
+@pytest.mark.parametrize(
+    "path", ["params.yaml", "references/params.yaml", "seed-systems/params.yaml", "ablation/params.yaml"]
+)
 def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
     """Each params file is laid out the way DVC writes it back, so `-S` edits only its value."""
     copy = tmp_path / "params.yaml"
@@ -290,7 +293,14 @@ def test_a_config_file_reads_back_into_the_step_it_describes():
 
 
 @pytest.mark.parametrize(
-    "pipeline", ["params.yaml", "references/params.yaml", "seed-systems/params.yaml", "search/params.yaml"]
+    "pipeline",
+    [
+        "params.yaml",
+        "references/params.yaml",
+        "seed-systems/params.yaml",
+        "search/params.yaml",
+        "ablation/params.yaml",
+    ],
 )
 def test_every_committed_config_is_what_its_step_resolves_to(pipeline):
     """reports/configs/ holds what resolve writes from the committed params, and reads back."""
@@ -361,6 +371,22 @@ TARGET = {"test_accuracy": 0.994, "max_params": 8000, "max_epochs": 15}
         ),
         ({"public_results": {"label": "x"}}, "public_results: expected a list"),
         ({"target": {**TARGET, "max_params": "8k"}}, "target.max_params: expected an integer"),
+        ({"without": {"the pool": ["conv 8", "pool"]}}, "without.the pool[1]: unknown layer 'pool'"),
+        ({"without": {"the pool": []}}, "without.the pool: expected a list of layers"),
+        (
+            {"baseline": "s3", "arms": {"s2": {"adds": "x"}}},
+            "baseline: 's3' is not a step in `steps` (s1, s2)",
+        ),
+        (
+            {"baseline": "s1", "arms": {"s1": {"adds": "x"}}},
+            "arms.s1: is not a step in `steps` other than 's1'",
+        ),
+        ({"baseline": "s1", "arms": {}}, "arms.s2: missing: say what this step measures"),
+        ({"baseline": "s1", "arms": {"s2": {}}}, "arms.s2: needs one of `removes` or `adds`"),
+        ({"baseline": "s1", "arms": {"s2": {"removes": "a", "adds": "b"}}}, "arms.s2: needs one of"),
+        ({"baseline": "s1", "arms": {"s2": {"adds": "x", "step": "s1"}}}, "arms.s2.step: names the step"),
+        ({"baseline": "s1", "arms": {"s2": {"remove": "x"}}}, "arms.s2.remove: unknown key"),
+        ({"arms": {"s2": {"adds": "x"}}}, "baseline: expected a string, got None"),
     ],
 )
 def test_what_the_reports_read_is_checked_before_training(changes, error):
@@ -369,3 +395,59 @@ def test_what_the_reports_read_is_checked_before_training(changes, error):
     report_params(
         headline={"final": "s1", "tiny": "s2"}, public_results=[{"label": "x", "params": 1, "accuracy": 0.9}]
     )
+
+
+def top_level_changes(before: dict, after: dict) -> list[str]:
+    """The resolved config's top-level keys whose values differ (a resolved config holds no
+    description)."""
+    return [key for key in after if before.get(key) != after[key]]
+
+
+def test_each_step_of_the_progression_changes_one_idea():
+    """One top-level recipe key per step against the step before; the tiny step may change
+    its layers and one more key."""
+    params = load_params(REPO / "params.yaml")
+    configs = {name: config_of(step) for name, step in load_steps(params).items()}
+    names = list(configs)
+    assert 6 <= len(names) <= 8
+    tiny = params["headline"]["tiny"]
+    for previous, name in itertools.pairwise(names):
+        changed = top_level_changes(configs[previous], configs[name])
+        if name == tiny:
+            assert "layers" in changed and len(changed) <= 2, f"{name} changes {changed}"
+        else:
+            assert len(changed) == 1, f"{name} changes {changed} against {previous}: one idea per step"
+
+
+def ablation_and_main() -> tuple[dict, dict, dict]:
+    ablation = load_params(REPO / "ablation/params.yaml")
+    main = {name: config_of(step) for name, step in load_steps(load_params(REPO / "params.yaml")).items()}
+    arms = {name: config_of(step) for name, step in load_steps(ablation).items()}
+    return ablation, main, arms
+
+
+def test_the_ablation_baseline_is_the_final_step_on_8_seeds_or_more():
+    ablation, main, arms = ablation_and_main()
+    final = main[load_params(REPO / "params.yaml")["headline"]["final"]]
+    baseline = arms[ablation["baseline"]]
+    assert {**baseline, "seeds": []} == {**final, "seeds": []}
+    assert set(final["seeds"]) <= set(baseline["seeds"]) and len(baseline["seeds"]) >= 8
+    assert all(arm["seeds"] == baseline["seeds"] for arm in arms.values()), "every arm on the same seeds"
+
+
+def test_each_ablation_arm_takes_out_exactly_the_idea_its_step_adds():
+    ablation, main, arms = ablation_and_main()
+    baseline, names = arms[ablation["baseline"]], list(main)
+    for name, arm in ablation["arms"].items():
+        changed = top_level_changes(baseline, arms[name])
+        assert len(changed) == 1, f"arm {name} changes {changed}: one idea per arm"
+        if "step" in arm:
+            step = names.index(arm["step"])
+            adds = top_level_changes(main[names[step - 1]], main[names[step]])
+            assert adds == changed, f"arm {name} changes {changed}; its step {arm['step']} adds {adds}"
+            # taken out = as it was before the step added it
+            assert arms[name][changed[0]] == main[names[step - 1]][changed[0]]
+    steps = {arm["step"] for arm in ablation["arms"].values() if "step" in arm}
+    # every idea between the skeleton and the final step has its arm
+    final = names.index(load_params(REPO / "params.yaml")["headline"]["final"])
+    assert steps == set(names[1 : final + 1])

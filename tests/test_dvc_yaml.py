@@ -92,6 +92,16 @@ def test_sub_pipelines_are_generated_from_the_root(name):
     assert committed == sub_pipeline(name), (
         f"run `python -m mnist_budget.dvc_yaml` to rewrite {name}/dvc.yaml"
     )
-    train = stage_bodies(Path(name) / "dvc.yaml")["train"]
-    assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name}'
-    assert {f"models/{name}/${{key}}": {"persist": True}} in train["outs"]
+    stages = stage_bodies(Path(name) / "dvc.yaml")
+    train, model = stages["train"], {f"models/{name}/${{key}}": {"persist": True}}
+    history = {f"reports/{name}/steps/${{key}}/history.csv": {"cache": False, "persist": True}}
+    assert history in train["outs"]
+    if SUB_PIPELINES[name].keeps_models:
+        assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name}'
+        assert model in train["outs"] and "evaluate" in stages
+    else:  # every output in git, none in the DVC cache: nothing to evaluate
+        assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name} --history-only'
+        assert train["outs"] == [history] and "evaluate" not in stages
+        assert all(
+            out[next(iter(out))]["cache"] is False for stage in stages.values() for out in stage["outs"]
+        )

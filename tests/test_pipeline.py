@@ -23,8 +23,10 @@ import vl_convert
 import yaml
 
 from mnist_budget.mnist import MNIST_FILES
+from mnist_budget.model_stats import count_params
+from mnist_budget.nets import build_net
 from mnist_budget.search_results import RUN_COLUMNS
-from mnist_budget.step_config import AUGMENT
+from mnist_budget.step_config import AUGMENT, read_config
 from mnist_budget.writeup import HEIGHT, WIDTH, ZOOM
 from tests.conftest import serve_folder, write_synthetic_mnist
 
@@ -90,11 +92,43 @@ steps:
 headline:
   final: tiny-b
   tiny: tiny-a
+without:
+  the pool:
+  - conv 4
+  - conv 8
+  - gap
+  - conv 10 k=1
 public_results:
 - label: a published result
   params: 500
   accuracy: 0.5
 """
+
+# The ablation of the final step tiny-b: its recipe, over one seed more than the steps.
+ABLATION_PARAMS = """\
+target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
+recipe:
+  layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+  epochs: 1
+  batch_size: 32
+  seeds: [1, 2, 3]
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+  augment: {rotate: 5}
+steps:
+  full:
+    description: The final recipe.
+  no-rotation:
+    description: Without rotation.
+    augment: {rotate: 0}
+  with-dropout:
+    description: With dropout.
+    dropout: 0.1
+baseline: full
+arms:
+  no-rotation: {removes: rotation, step: tiny-b}
+  with-dropout: {adds: dropout}
+"""
+ABLATION_ARMS = ("full", "no-rotation", "with-dropout")
 
 
 SEARCH_PARAMS = """\
@@ -180,6 +214,7 @@ def project(tmp_path_factory):
         (root / "reports/search").mkdir(parents=True)  # no search yet: the report says nothing of it
         (root / "reports/search/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
+        add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "project"], root, env)
         first = run(["dvc", "repro"], root, env)
@@ -212,6 +247,10 @@ def test_every_output_exists(project):
         "reports/figures/params_vs_accuracy.png",
         "reports/figures/confusion.png",
         "reports/figures/misclassified.png",
+        "reports/ablation/effects.csv",
+        "reports/ablation/report.md",
+        "reports/ablation/figures/effects.png",
+        *(f"reports/ablation/configs/{arm}.json" for arm in ABLATION_ARMS),
     ]
     for step in STEPS:
         expected += [f"models/{step}/seed{seed}.pt2" for seed in SEEDS]
@@ -222,6 +261,86 @@ def test_every_output_exists(project):
     missing = [path for path in expected if not (root / path).is_file()]
     assert not missing, f"missing outputs: {missing}\n{first.stderr[-3000:]}"
     assert not list(root.rglob("*.tmp*")), "a temporary file was left behind"
+
+
+def test_the_ablation_runs_before_the_report_that_quotes_it_and_keeps_no_model(project):
+    root, env, first = project
+    ran = [line for line in first.stdout.splitlines() if line.startswith("Running stage")]
+    arms = [f"Running stage 'ablation/dvc.yaml:train@{arm}':" for arm in ABLATION_ARMS]
+    assert set(arms) <= set(ran)
+    assert ran.index("Running stage 'ablation/dvc.yaml:report':") < ran.index("Running stage 'report':")
+    assert not (root / "models/ablation").exists()
+    for arm in ABLATION_ARMS:
+        history = pd.read_csv(root / f"reports/ablation/steps/{arm}/history.csv")
+        assert sorted(history["seed"]) == [1, 2, 3]
+    # every output of the ablation lives in git: a clone has it all without the DVC cache
+    lock = yaml.safe_load((root / "ablation/dvc.lock").read_text())["stages"]
+    outs = [out["path"] for stage in lock.values() for out in stage.get("outs", [])]
+    assert outs and all(path.startswith("reports/ablation/") for path in outs)
+    assert not run(
+        ["git", "status", "--porcelain", "--ignored", "reports/ablation"], root, env
+    ).stdout.strip()
+
+
+def test_the_ablation_rows_are_the_paired_differences_of_the_histories(project):
+    root = project[0]
+    final = {
+        arm: pd.read_csv(root / f"reports/ablation/steps/{arm}/history.csv").set_index("seed")[
+            "test_accuracy"
+        ]
+        for arm in ABLATION_ARMS
+    }
+    effects = pd.read_csv(root / "reports/ablation/effects.csv").set_index("arm")
+    assert list(effects.index) == ["no-rotation", "with-dropout"]
+    for arm, row in effects.iterrows():
+        differences = final[arm] - final["full"]  # one epoch: the last row of each seed
+        half = 4.302653 * differences.std(ddof=1) / 3**0.5  # t(0.975, 2 degrees of freedom)
+        assert row["n"] == 3 and row["baseline"] == "full"
+        assert row["effect"] == pytest.approx(differences.mean(), abs=1e-6)
+        if half > 0:
+            assert row["low"] == pytest.approx(differences.mean() - half, abs=1e-6)
+            assert row["high"] == pytest.approx(differences.mean() + half, abs=1e-6)
+        removes = arm == "no-rotation"
+        if row["low"] > 0 or row["high"] < 0:
+            assert row["verdict"] == ("helps" if (row["high"] < 0) == removes else "hurts")
+        else:
+            assert row["verdict"] == "within noise at 3 seeds"
+    report = (root / "reports/ablation/report.md").read_text()
+    cells = [
+        [cell.strip() for cell in line.split("|")[1:-1]]
+        for line in report.splitlines()
+        if line.startswith("| ")
+    ]
+    assert cells[0][:3] == ["idea", "arm", "main step"]
+    assert cells[1][:3] == ["without rotation", "`no-rotation`", "`tiny-b`"]
+    assert cells[2][:3] == ["with dropout", "`with-dropout`", "(none)"]
+    assert "![Effect of each idea" in report and (root / "reports/ablation/figures/effects.png").is_file()
+
+
+def test_the_report_quotes_the_ablation_where_its_step_adds_the_idea(project):
+    root = project[0]
+    report = (root / "reports/report.md").read_text()
+    tiny_b = report.split("### `tiny-b`")[1].split("\n#")[0]
+    assert "Ablation: Removing rotation from the final recipe changes final-epoch test accuracy by " in tiny_b
+    assert "3 paired seeds; arm `no-rotation`" in tiny_b
+    assert "Ablation" not in report.split("### `tiny-a`")[1].split("\n#")[0]
+    assert "another recipe" not in report  # the ablation's baseline is tiny-b's recipe
+    not_taken = report.split("## Ideas that are not a step")[1].split("\n## ")[0]
+    assert "- Adding dropout to the final recipe changes final-epoch test accuracy by" in not_taken
+    config = json.loads((root / "reports/configs/tiny-b.json").read_text())
+    without_pool = read_config("x", {**config, "layers": ["conv 4", "conv 8", "gap", "conv 10 k=1"]})
+    total = count_params(build_net(without_pool))["params_total"]
+    assert f"- Without the pool, `tiny-b` would have {total:,} parameters" in not_taken
+
+
+def test_a_clone_without_the_cache_finds_the_ablation_up_to_date(project, tmp_path):
+    """Its histories are in git: a fresh clone rebuilds the data it depends on, no arm."""
+    root, env, _ = project
+    clone, mirror = tmp_path / "clone", tmp_path / "mirror"
+    run(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
+    write_synthetic_mnist(mirror)  # the same files: the download checks them by their sha256
+    ran = stages_ran(["dvc", "repro", "ablation/dvc.yaml"], clone, {**env, "MNIST_MIRROR": str(mirror)})
+    assert ran == ["download", "prepare"]
 
 
 def test_metrics_have_the_keys_and_sane_values(project):

@@ -27,17 +27,17 @@ def test_a_consistent_gain_on_every_seed_exceeds_the_noise():
     before = step({1: 0.9900, 2: 0.9910, 3: 0.9920})
     after = step({1: 0.9921, 2: 0.9929, 3: 0.9940})  # +0.21, +0.19, +0.20 pp
     e = effect(after, before)
-    assert e["seeds"] == [1, 2, 3] and e["mean"] == pytest.approx(0.002)
+    assert e.seeds == (1, 2, 3) and e.mean == pytest.approx(0.002)
     # 95% t interval, 2 degrees of freedom: 4.303 * 0.01 pp / sqrt(3)
-    assert e["half_width"] == pytest.approx(4.303 * 0.0001 / 3**0.5, rel=1e-3)
-    assert e["beyond_noise"] and effect_text(e) == "+0.20 ± 0.02 pp"
+    assert e.half_width == pytest.approx(4.303 * 0.0001 / 3**0.5, rel=1e-3)
+    assert e.sign == 1 and effect_text(e) == "+0.20 ± 0.02 pp"
 
 
 def test_a_difference_that_flips_sign_between_seeds_is_within_noise():
     before = step({1: 0.9949, 2: 0.9939, 3: 0.9947})
     after = step({1: 0.9959, 2: 0.9931, 3: 0.9952})  # +0.10, -0.08, +0.05 pp
     e = effect(after, before)
-    assert not e["beyond_noise"]
+    assert e.sign == 0
     assert effect_text(e).endswith(", within noise") and effect_text(e).startswith("+0.02 ± ")
 
 
@@ -45,7 +45,7 @@ def test_only_the_seeds_both_steps_trained_are_paired():
     before = step({1: 0.990, 2: 0.991})
     after = step({2: 0.993, 3: 0.999})
     e = effect(after, before)
-    assert e["seeds"] == [2] and e["mean"] == pytest.approx(0.002) and e["half_width"] is None
+    assert e.seeds == (2,) and e.mean == pytest.approx(0.002) and e.half_width is None
     assert effect_text(e) == "+0.20 pp (one seed in common (2): no noise estimate)"
     assert (
         effect_text(effect(step({4: 0.99}), step({1: 0.98})))
