@@ -202,6 +202,10 @@ VERDICT_COLOURS = {"helps": "tab:green", "hurts": "tab:red"}  # anything else: w
 
 
 def ablation_effects(table: pd.DataFrame) -> bytes:
+    return _png(ablation_figure(table))
+
+
+def ablation_figure(table: pd.DataFrame) -> plt.Figure:
     """Each arm's effect on final test accuracy (arm minus baseline, pp) with its interval,
     one row per idea, coloured by verdict, around a zero line."""
     rows = table.iloc[::-1]  # the first arm on top
@@ -225,4 +229,4 @@ def ablation_effects(table: pd.DataFrame) -> bytes:
     seeds = ", ".join(sorted({str(n) for n in table["n"]}))
     ax.set_title(f"Ablation of the final recipe ({seeds} paired seeds per arm)")
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return fig

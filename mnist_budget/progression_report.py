@@ -11,16 +11,19 @@ import pandas as pd
 import torch
 
 from mnist_budget import figures
-from mnist_budget.ablation import row_sentence
+from mnist_budget.ablation import row_interval, row_sentence
 from mnist_budget.errors import StageError
 from mnist_budget.layout import MAIN, PREPARED_TENSORS
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
+from mnist_budget.paired import CONFIDENCE
 from mnist_budget.scoring import per_seed
 from mnist_budget.search_results import ranked
 from mnist_budget.step_config import read_config
 from mnist_budget.writeup import (
     Results,
+    effect,
+    effect_text,
     params_diff,
     progression_table,
     reproduce_section,
@@ -159,6 +162,41 @@ def ablation_evidence(results: Results, final: str, ablation: Ablation) -> dict[
     return {step: caveat + " ".join(rows) for step, rows in evidence.items()}
 
 
+def evidence_section(results: Results, ablation: Ablation) -> list[str]:
+    """One row per idea the ablation measured: what adding it did in the progression (the
+    step's seeds) and what taking it out of the final recipe did (the ablation's)."""
+    names, rows = list(results.entries), []
+    for row in ablation.effects.to_dict("records"):
+        step = row["step"] if isinstance(row["step"], str) else ""
+        added = ""
+        if step and names.index(step) > 0:
+            added = effect_text(effect(results.metrics[step], results.metrics[names[names.index(step) - 1]]))
+        rows.append(
+            {
+                "idea": row["idea"],
+                "step": f"`{step}`" if step else "(none)",
+                "added in the progression (vs the step before)": added,
+                "ablation: arm − final recipe": row_interval(row),
+                "n": row["n"],
+                "verdict (ablation)": row["verdict"],
+            }
+        )
+    return [
+        "## What each idea buys",
+        "",
+        (
+            "Each idea measured twice: as the progression adds it (the step against the one before, "
+            "on the step's seeds) and as the ablation takes it out of the final recipe (or puts it in), "
+            f"on the ablation's paired seeds ([the ablation's report](ablation/report.md)). Effects in "
+            f"pp of final-epoch test accuracy, with {CONFIDENCE:.0%} intervals; the verdict is the "
+            "ablation's, which has the seeds to resolve it."
+        ),
+        "",
+        pd.DataFrame(rows).to_markdown(index=False),
+        "",
+    ]
+
+
 def not_taken_section(
     results: Results, final: str, ablation: Ablation, without: dict[str, list[str]]
 ) -> list[str]:
@@ -233,6 +271,8 @@ def write_report(
         "![Parameters against final test accuracy](figures/params_vs_accuracy.png)",
         "",
     ]
+    if ablation is not None:
+        out += evidence_section(results, ablation)
     previous = None
     for name in names:
         out += step_section(results, name, previous, evidence.get(name, ""))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from mnist_budget.figures import accuracy_figure, claims_figure
+from mnist_budget.figures import ablation_figure, accuracy_figure, claims_figure
 
 
 def history(accuracies_by_seed: dict[int, list[float]]) -> pd.DataFrame:
@@ -62,5 +62,38 @@ def test_claims_figure_puts_each_claim_beside_every_seed_and_their_mean():
         assert list(target.get_xdata()) == [99.4, 99.4] and target.get_transform() == ax.get_xaxis_transform()
         assert [tick.get_text() for tick in ax.get_yticklabels()] == ["a (the best epoch)", "b (epoch 10)"]
         assert ax.yaxis_inverted()  # the first claim on top
+    finally:
+        plt.close(fig)
+
+
+def test_ablation_figure_draws_every_interval_in_its_verdict_colour_first_arm_on_top():
+    table = pd.DataFrame(
+        [
+            {"idea": "batch norm", "change": "removes", "n": 8, "effect": -0.0120, "low": -0.0150, "high": -0.0090, "verdict": "helps"},
+            {"idea": "dropout", "change": "adds", "n": 8, "effect": -0.0004, "low": -0.0008, "high": -0.0001, "verdict": "hurts"},
+            {"idea": "weight decay", "change": "removes", "n": 8, "effect": 0.0001, "low": -0.0003, "high": 0.0005, "verdict": "within noise at 8 seeds"},
+        ]
+    )  # fmt: skip
+    fig = ablation_figure(table)
+    ax = fig.axes[0]
+    try:
+        labels = [tick.get_text() for tick in ax.get_yticklabels()]
+        assert labels == ["without weight decay", "with dropout", "without batch norm"]  # bottom to top
+        intervals = [
+            line
+            for line in ax.get_lines()
+            if len(line.get_xdata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]
+        ]
+        drawn = {line.get_ydata()[0]: (list(line.get_xdata()), line.get_color()) for line in intervals}
+        for row, (ends, colour) in {2: ([-1.5, -0.9], "tab:green"), 1: ([-0.08, -0.01], "tab:red"),
+                                   0: ([-0.03, 0.05], "tab:gray")}.items():  # fmt: skip
+            np.testing.assert_allclose(drawn[row][0], ends)  # in pp: batch norm on top
+            assert drawn[row][1] == colour
+        low, high = ax.get_xlim()
+        assert low < -1.5 and high > 0.05  # every interval inside the axes, zero too
+        zero = next(line for line in ax.get_lines() if list(line.get_xdata()) == [0, 0])
+        assert zero.get_transform() == ax.get_xaxis_transform()
+        assert "(pp)" in ax.get_xlabel() and "8 paired seeds" in ax.get_title()
+        assert {text.get_text() for text in ax.texts} == {"helps", "hurts", "within noise at 8 seeds"}
     finally:
         plt.close(fig)
