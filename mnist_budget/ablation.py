@@ -101,9 +101,9 @@ def write_report(
         "# MNIST under budget: the ablation",
         "",
         (
-            f"The baseline `{baseline}` is the final recipe ({descriptions[baseline].rstrip('.')}). Each other "
-            "arm is the baseline with one idea of the progression taken out, or one idea no step takes put "
-            "in, trained on the same seeds: a seed "
+            f"The baseline, `{baseline}`: {descriptions[baseline]} Each other arm is the baseline with one "
+            "idea of the progression taken out, or one idea no step takes put in, trained on the same "
+            "seeds: a seed "
             "fixes the initial weights, the data order and the augmentation on both sides, so each seed "
             "gives one difference of final-epoch test accuracy. A row gives the mean of those "
             f"differences and its {CONFIDENCE:.0%} Student's t interval over the n seeds; an idea "
