@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from mnist_budget.layout import Layout
-from mnist_budget.paired import CONFIDENCE, paired_effect, verdict
+from mnist_budget.paired import CONFIDENCE, interval, paired_effect, verdict
 from mnist_budget.report_config import Arm
 
 ABLATION = Layout.of("ablation")
@@ -54,10 +54,9 @@ def effects_table(
 
 
 def row_interval(row: dict[str, Any]) -> str:
-    """A row's `-0.52 pp [-0.61, -0.43]`, from the table's numbers."""
-    if pd.isna(row["low"]):
-        return f"{row['effect'] * 100:+.2f} pp"
-    return f"{row['effect'] * 100:+.2f} pp [{row['low'] * 100:+.2f}, {row['high'] * 100:+.2f}]"
+    """A row's `-0.52 pp [-0.61, -0.43]`, from the table's numbers (no interval: NaN in the file)."""
+    low, high = (None, None) if pd.isna(row["low"]) else (row["low"], row["high"])
+    return interval(row["effect"], low, high)
 
 
 def row_sentence(row: dict[str, Any]) -> str:
@@ -103,9 +102,8 @@ def write_report(
         (
             f"The baseline, `{baseline}`: {descriptions[baseline]} Each other arm is the baseline with one "
             "idea of the progression taken out, or one idea no step takes put in, trained on the same "
-            "seeds: a seed "
-            "fixes the initial weights, the data order and the augmentation on both sides, so each seed "
-            "gives one difference of final-epoch test accuracy. A row gives the mean of those "
+            "seeds: a seed fixes the initial weights, the data order and the augmentation on both sides, "
+            "so each seed gives one difference of final-epoch test accuracy. A row gives the mean of those "
             f"differences and its {CONFIDENCE:.0%} Student's t interval over the n seeds; an idea "
             "*helps* when taking it out lowers accuracy (or putting it in raises it) with an interval "
             "clear of zero, *hurts* the other way, and is *within noise* when its interval holds zero."

@@ -69,8 +69,12 @@ def points(value: float) -> str:
     return f"{value * 100:+.2f}"
 
 
-def interval_text(effect: Effect) -> str:
+def interval(mean: float, low: float | None, high: float | None) -> str:
     """`-0.52 pp [-0.61, -0.43]`, or without an interval the mean alone."""
-    if effect.low is None:
-        return f"{points(effect.mean)} pp"
-    return f"{points(effect.mean)} pp [{points(effect.low)}, {points(effect.high)}]"
+    if low is None:
+        return f"{points(mean)} pp"
+    return f"{points(mean)} pp [{points(low)}, {points(high)}]"
+
+
+def interval_text(effect: Effect) -> str:
+    return interval(effect.mean, effect.low, effect.high)

@@ -132,8 +132,8 @@ def search_section(runs: pd.DataFrame, validation: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Ablation:
-    """What the ablation measured (reports/ablation/effects.csv, one row per arm) and on
-    which recipe: its baseline's resolved config."""
+    """What the ablation measured (reports/ablation/effects.csv, one row per arm; `step` is
+    "" for an arm no step quotes) and on which recipe: its baseline's resolved config."""
 
     effects: pd.DataFrame
     baseline: dict[str, Any]
@@ -142,7 +142,7 @@ class Ablation:
 def ablation_evidence(results: Results, final: str, ablation: Ablation) -> dict[str, str]:
     """Step -> the ablation rows of the idea it adds, quoted; a caveat first on every one
     if the ablation's baseline is not the final step's recipe (seeds aside)."""
-    unknown = sorted(set(ablation.effects["step"].dropna()) - set(results.entries) - {""})
+    unknown = sorted(set(ablation.effects["step"]) - set(results.entries) - {""})
     if unknown:
         raise StageError(
             f"reports/ablation/effects.csv: the ablation's arms name the step {unknown[0]!r}, which "
@@ -157,7 +157,7 @@ def ablation_evidence(results: Results, final: str, ablation: Ablation) -> dict[
     )
     evidence: dict[str, list[str]] = {}
     for row in ablation.effects.to_dict("records"):
-        if isinstance(row["step"], str) and row["step"]:
+        if row["step"]:
             evidence.setdefault(row["step"], []).append(f"Ablation: {row_sentence(row)}")
     return {step: caveat + " ".join(rows) for step, rows in evidence.items()}
 
@@ -167,8 +167,7 @@ def evidence_section(results: Results, ablation: Ablation) -> list[str]:
     step's seeds) and what taking it out of the final recipe did (the ablation's)."""
     names, rows = list(results.entries), []
     for row in ablation.effects.to_dict("records"):
-        step = row["step"] if isinstance(row["step"], str) else ""
-        added = ""
+        step, added = row["step"], ""
         if step and names.index(step) > 0:
             added = effect_text(effect(results.metrics[step], results.metrics[names[names.index(step) - 1]]))
         rows.append(

@@ -38,7 +38,7 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
         if RUNS.is_file():  # how the main recipes were chosen
             search = read_runs(), load_steps(load_params(SEARCH.params))[STEP].validation
         # the evidence of each idea: the ablation's rows, and the recipe they measured
-        effects = pd.read_csv(EFFECTS)
+        effects = pd.read_csv(EFFECTS).fillna({"step": ""})  # an `adds` arm names no step
         baseline = effects["baseline"].iloc[0] if len(effects) else ""
         ablation = progression_report.Ablation(
             effects, read_json(ABLATION.config(baseline)) if baseline else {}
