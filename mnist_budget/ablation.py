@@ -5,6 +5,7 @@ ablation's report shows and the main report quotes."""
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,6 +20,11 @@ EFFECTS = ABLATION.reports / "effects.csv"
 EFFECT_COLUMNS = [
     "arm", "idea", "change", "step", "baseline", "n", "baseline_mean", "arm_mean", "effect", "low", "high", "verdict",
 ]  # fmt: skip
+
+
+def load_effects(path: Path = EFFECTS) -> pd.DataFrame:
+    """effects.csv as the stage wrote it; an `adds` arm names no step: its `step` reads ''."""
+    return pd.read_csv(path).fillna({"step": ""})
 
 
 def final_accuracies(history: pd.DataFrame) -> dict[int, float]:

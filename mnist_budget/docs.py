@@ -1,8 +1,10 @@
-"""The README's reference tables, rendered from the vocabularies the code validates and
-builds with, so the documentation cannot drift from them.
+"""The tables of the README and docs/, rendered so that they cannot drift: the reference
+tables from the vocabularies the code validates and builds with, the result tables from the
+files the pipelines wrote (reports/headline.json, reports/ablation/effects.csv, the seed
+systems' report).
 
-    python -m mnist_budget.docs           # rewrite the tables between the README's markers
-    python -m mnist_budget.docs --check   # exit 1 if the README differs from what it would write
+    python -m mnist_budget.docs           # rewrite the tables between the documents' markers
+    python -m mnist_budget.docs --check   # exit 1 if a document differs from what it would write
 """
 
 from __future__ import annotations
@@ -13,14 +15,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mnist_budget.atomic_files import write_text
-from mnist_budget.layer_spec import HOLDS_LAYERS, LAYER_KINDS
-from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES
-from mnist_budget.params import REQUIRED, Key
-from mnist_budget.report_config import ARM_KEYS
-from mnist_budget.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS
+import pandas as pd
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from mnist_budget.ablation import EFFECTS, load_effects, row_interval
+from mnist_budget.atomic_files import read_json, write_text
+from mnist_budget.layer_spec import HOLDS_LAYERS, LAYER_KINDS
+from mnist_budget.layout import Layout
+from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES
+from mnist_budget.params import REQUIRED, Key, load_params
+from mnist_budget.report_config import ARM_KEYS
+from mnist_budget.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS, load_target
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+MAIN = Layout.of()
+SEED_SYSTEMS_REPORT = Layout.of("seed-systems").reports / "report.md"
+COMPARISON = "## Comparison with the write-ups"
 # <!-- table:NAME --> ... <!-- /table:NAME -->
 MARKED = re.compile(r"(<!-- table:(?P<name>[a-z-]+) -->\n).*?(<!-- /table:(?P=name) -->)", re.DOTALL)
 
@@ -88,6 +99,96 @@ def arm_keys_table() -> str:
     return markdown(["key", "meaning"], rows)
 
 
+def mark(ok: bool) -> str:
+    return "✅" if ok else "❌"
+
+
+def headline_table() -> str:
+    """The final and the tiny net over their seeds, from reports/headline.json."""
+    target = load_target(load_params(ROOT / MAIN.params))
+    header = [
+        "net", "step", "parameters", "epochs", "seeds", "mean", "min",
+        f"every seed ≥ {target.test_accuracy:.2%}", "within budget",
+    ]  # fmt: skip
+    rows = []
+    for net, h in read_json(ROOT / MAIN.headline).items():
+        meets = read_json(ROOT / MAIN.metrics(h["step"]))["meets"]
+        seeds = ", ".join(map(str, h["seeds"]))
+        within = meets["params"] and meets["epochs"]
+        rows.append([net, f"`{h['step']}`", f"{h['params_total']:,}", str(h["epochs"]), seeds])
+        rows[-1] += [f"**{h['mean']:.2%}**", f"{h['min']:.2%}", mark(meets["every_seed"]), mark(within)]
+    return markdown(header, rows)
+
+
+NO_ABLATION = f"(no `{EFFECTS}` yet: `dvc repro ablation/dvc.yaml` writes it)"
+
+
+def ablation_table() -> str:
+    """One row per idea of the ablation, from reports/ablation/effects.csv."""
+    if not (ROOT / EFFECTS).is_file():
+        return NO_ABLATION
+    effects = load_effects(ROOT / EFFECTS)
+    rows = [
+        [
+            f"{'without' if row['change'] == 'removes' else 'with'} {row['idea']}",
+            f"`{row['step']}`" if row["step"] else "(none)",
+            f"{row['arm_mean']:.2%}",
+            row_interval(row),
+            str(row["n"]),
+            f"**{row['verdict']}**",
+        ]
+        for row in effects.to_dict("records")
+    ]
+    return markdown(
+        ["arm", "step", "mean", "effect against the final recipe (95% interval)", "seeds", "verdict"], rows
+    )
+
+
+def ablation_summary() -> str:
+    """Which ideas the ablation's evidence supports, in one paragraph."""
+    if not (ROOT / EFFECTS).is_file():
+        return NO_ABLATION
+    effects = load_effects(ROOT / EFFECTS)
+    said = [
+        f"**{verdict}**: {', '.join(rows['idea'])}"
+        for verdict, rows in effects.groupby("verdict", sort=False)
+    ]
+    return "The evidence, idea by idea: " + "; ".join(said) + "."
+
+
+def report_table(path: Path, heading: str) -> pd.DataFrame:
+    """The markdown table that follows `heading` in a report the pipeline wrote."""
+    lines = (ROOT / path).read_text().splitlines()
+    start = lines.index(heading) + 2
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip("|").split("|")])
+    return pd.DataFrame(table[2:], columns=table[0])
+
+
+def seed_systems_table() -> str:
+    """Each write-up's claimed final test accuracy against its reproduction over seeds."""
+    comparison = report_table(SEED_SYSTEMS_REPORT, COMPARISON)
+    finals = comparison[(comparison["seeds"] != "1") & comparison["claim"].str.startswith("test accuracy")]
+    rows = [
+        [row["system"], row["step"], row["claim"].removeprefix("test accuracy "), row["claimed"], row["reproduced"],
+         row["seeds"], row["verdict"]]
+        for row in finals.to_dict("records")
+    ]  # fmt: skip
+    return markdown(
+        ["system", "claimed final", "read", "claimed", "reproduced (seed range)", "seeds", "verdict"], rows
+    )
+
+
+def seed_systems_counts() -> str:
+    """How many of the write-ups' claims the reproduction matches, beats, falls short of."""
+    verdicts = report_table(SEED_SYSTEMS_REPORT, COMPARISON)["verdict"]
+    kinds = verdicts.str.replace(r" \(.*$|:.*$", "", regex=True).value_counts()
+    return f"Over its {len(verdicts)} claims: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()) + "."
+
+
 TABLES = {
     "layers": layers_table,
     "step-keys": step_keys_table,
@@ -95,7 +196,17 @@ TABLES = {
     "schedules": schedules_table,
     "augment": augment_table,
     "arm-keys": arm_keys_table,
+    "headline": headline_table,
+    "ablation": ablation_table,
+    "ablation-summary": ablation_summary,
+    "seed-systems": seed_systems_table,
+    "seed-systems-counts": seed_systems_counts,
 }
+
+
+def documents() -> list[Path]:
+    """The README, then every page of docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
 
 
 def rendered(text: str) -> str:
@@ -105,15 +216,22 @@ def rendered(text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report whether the README would change")
+    parser.add_argument("--check", action="store_true", help="only report whether a document would change")
     check = parser.parse_args().check
-    text = README.read_text()
-    new = rendered(text)
-    if check:
-        print(f"docs: README tables {'up to date' if new == text else 'out of date'}", file=sys.stderr)
-        sys.exit(0 if new == text else 1)
-    write_text(README, new)
-    print("docs: README tables rewritten", file=sys.stderr)
+    stale = []
+    for path in documents():
+        text = path.read_text()
+        new = rendered(text)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if not check:
+                write_text(path, new)
+    done = "out of date" if check else "rewritten"
+    print(
+        f"docs: tables {done}: {', '.join(map(str, stale))}" if stale else "docs: tables up to date",
+        file=sys.stderr,
+    )
+    sys.exit(1 if check and stale else 0)
 
 
 if __name__ == "__main__":

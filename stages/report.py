@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
-
 from mnist_budget import progression_report
-from mnist_budget.ablation import ABLATION, EFFECTS
+from mnist_budget.ablation import ABLATION, load_effects
 from mnist_budget.atomic_files import read_json
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
@@ -38,7 +36,7 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
         if RUNS.is_file():  # how the main recipes were chosen
             search = read_runs(), load_steps(load_params(SEARCH.params))[STEP].validation
         # the evidence of each idea: the ablation's rows, and the recipe they measured
-        effects = pd.read_csv(EFFECTS).fillna({"step": ""})  # an `adds` arm names no step
+        effects = load_effects()
         baseline = effects["baseline"].iloc[0] if len(effects) else ""
         ablation = progression_report.Ablation(
             effects, read_json(ABLATION.config(baseline)) if baseline else {}

@@ -1,13 +1,24 @@
-"""The README's reference tables are the vocabularies the code validates and builds with."""
+"""The README's and docs' tables are the vocabularies the code validates and builds with, and
+the results the pipelines wrote; the steps they name exist."""
+
+import re
+
+import yaml
 
 from mnist_budget import docs
 from mnist_budget.nets import LAYER_KINDS, Layer, option_value
+from mnist_budget.params import load_params
 
 
-def test_readme_tables_are_rendered_from_the_vocabularies():
-    text = docs.README.read_text()
-    assert {m.group("name") for m in docs.MARKED.finditer(text)} == set(docs.TABLES)
-    assert docs.rendered(text) == text, "run `python -m mnist_budget.docs` to rewrite the README's tables"
+def test_every_table_is_rendered_from_what_it_shows():
+    names = set()
+    for path in docs.documents():
+        text = path.read_text()
+        names |= {m.group("name") for m in docs.MARKED.finditer(text)}
+        assert docs.rendered(text) == text, (
+            f"run `python -m mnist_budget.docs` to rewrite {path.name}'s tables"
+        )
+    assert names == set(docs.TABLES)
 
 
 def test_a_layer_default_is_what_the_builder_uses():
@@ -15,3 +26,48 @@ def test_a_layer_default_is_what_the_builder_uses():
     assert "`k` kernel (2)" in row
     assert LAYER_KINDS["maxpool"].options["k"].default == 2
     assert option_value(Layer("maxpool"), "k") == 2
+
+
+# what a step, arm or search candidate of these pipelines is called: `s6-weight-average`,
+# `r1-big-kernels-adam-keras-plateau`, `steps7-7-rotate-steplr`, `starter-6m`, `s7-ema-r1`
+STEP_LIKE = re.compile(r"\b(?:s\d+|r\d+|keras|models7|steps5|steps7|starter)-[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def known_names() -> set[str]:
+    """Every step of every pipeline, and every candidate of the recipe search."""
+    names = set()
+    for path in [docs.ROOT / "params.yaml", *docs.ROOT.glob("*/params.yaml")]:
+        params = load_params(path)
+        names |= set(params["steps"]) | set(params.get("gpu_steps") or {})
+    plan = yaml.safe_load((docs.ROOT / "search" / "candidates.yaml").read_text())
+    for budget in plan["budgets"].values():
+        names |= set(budget["candidates"])
+    return names
+
+
+def test_every_step_the_docs_name_exists():
+    known = known_names()
+    assert {"s6-weight-average", "no-batch-norm", "steps7-7-rotate-steplr", "candidate"} <= known
+    for path in docs.documents():
+        # a search experiment is its candidate's name and rung: `s7-ema-r1`
+        named = {
+            re.sub(r"-r\d+$", "", name) if name not in known else name
+            for name in STEP_LIKE.findall(path.read_text())
+        }
+        assert named <= known, f"{path.name} names steps that no pipeline has: {sorted(named - known)}"
+
+
+def test_the_documents_are_the_readme_and_docs_pages():
+    paths = docs.documents()
+    assert paths[0] == docs.README and {p.name for p in paths[1:]} >= {"params.md", "progression.md"}
+    assert docs.markdown(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_the_seed_systems_table_holds_each_claimed_final():
+    params = load_params(docs.ROOT / "seed-systems" / "params.yaml")
+    finals = {f"`{name}`" for name, entry in params["steps"].items() if len(entry.get("seeds", [1])) > 1}
+    rows = docs.seed_systems_table().splitlines()[2:]
+    assert len(finals) == 6
+    assert {row.split(" | ")[1] for row in rows} == finals
+    counts = re.fullmatch(r"Over its (\d+) claims: (.*)\.", docs.seed_systems_counts())
+    assert sum(int(part.split()[0]) for part in counts[2].split(", ")) == int(counts[1]) > 100
