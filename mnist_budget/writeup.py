@@ -211,13 +211,15 @@ def step_section(results: Results, name: str, previous: str | None, evidence: st
 
 def reproduce_section(layout: Layout) -> list[str]:
     pipeline = "" if layout.name == MAIN else f" {layout.name}/dvc.yaml"
+    # the main pipeline declares one metrics file, the headline's; the others' are targets
+    metrics = "" if layout.name == MAIN else f" {layout.reports}/steps/*/metrics.json"
     return [
         "## Reproduce",
         "",
         "```",
         "pip install -r requirements.txt",
         f"MNIST_MIRROR=/path/to/mnist dvc repro{pipeline}   # or without MNIST_MIRROR, online",
-        "dvc metrics show && dvc plots show",
+        f"dvc metrics show{metrics} && dvc plots show",
         "```",
         "",
     ]

@@ -2,14 +2,16 @@
 
 One run settles nothing: seed-to-seed spread is about 0.05-0.1 pp here. Each step trains
 its own `seeds`; this stage picks the two steps `headline` names and writes
-reports/headline.json, which the report and the README quote.
+reports/headline.json, which the report and the README quote, and reports/metrics.json,
+their mean and min alone: the pipeline's one metrics file, so that `dvc metrics show` and
+`dvc exp show` show four numbers, not every step's forty.
 """
 
 from __future__ import annotations
 
 import sys
 
-from mnist_budget.atomic_files import read_json, write_json
+from mnist_budget.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.params import load_params, require
@@ -37,7 +39,9 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     section = load_headline(load_params(layout.params))
     require(section is not None, "headline", "missing: name the final and the tiny step")
     headline = {role: seed_summary(layout, step) for role, step in section.items()}
-    write_json(layout.headline, headline)
+    numbers = {role: {"mean": h["mean"], "min": h["min"]} for role, h in headline.items()}
+    metrics = layout.reports / "metrics.json"  # dvc.yaml's `metrics:`
+    write_all({layout.headline: json_bytes(headline), metrics: json_bytes(numbers)})
     for role, h in headline.items():
         print(
             f"headline {role} {h['step']}: {h['params_total']:,} params, mean {h['mean']:.2%} "

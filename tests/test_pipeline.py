@@ -243,6 +243,7 @@ def test_every_output_exists(project):
         "reports/plots/accuracy.json",
         "reports/plots/confusion_final.csv",
         "reports/headline.json",
+        "reports/metrics.json",
         "plots/offline.html",
         "reports/figures/params_vs_accuracy.png",
         "reports/figures/confusion.png",
@@ -407,12 +408,45 @@ def test_second_repro_runs_nothing(project):
     assert "Running stage" not in again.stdout + again.stderr
 
 
-def test_metrics_show_lists_every_step(project):
+def test_metrics_show_is_the_headline_and_every_step_is_a_target_away(project):
     root, env, _ = project
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout)
-    text = json.dumps(shown)
-    for step in STEPS:
-        assert f"reports/steps/{step}/metrics.json" in text
+    headline = json.loads((root / "reports/headline.json").read_text())
+    data = shown[""]["data"]
+    assert list(data) == ["reports/metrics.json"]
+    assert data["reports/metrics.json"]["data"] == {
+        role: {"mean": h["mean"], "min": h["min"]} for role, h in headline.items()
+    }
+    steps = [f"reports/steps/{step}/metrics.json" for step in STEPS]
+    shown = json.loads(run(["dvc", "metrics", "show", "--json", *steps], root, env).stdout)
+    for step, path in zip(STEPS, steps, strict=True):
+        assert shown[""]["data"][path]["data"] == json.loads((root / path).read_text()), step
+
+
+def test_exp_show_only_changed_is_readable_in_120_columns(project):
+    """The experiment, the headline numbers and the param it changed, none cut short."""
+    root, env, _ = project
+    run(["dvc", "exp", "run", "-n", "lr-up", "-S", "++steps.tiny-a.optimizer.lr=0.03"], root, env)
+    try:
+        shown = run(["dvc", "exp", "show", "--only-changed", "--no-pager"], root, {**env, "COLUMNS": "120"})
+    finally:
+        run(["git", "checkout", "--", "."], root, env)
+        run(["dvc", "checkout", "--force"], root, env)
+        run(["dvc", "exp", "remove", "lr-up"], root, env)
+    lines = shown.stdout.splitlines()
+    assert max(map(len, lines)) <= 120, shown.stdout
+    text = "\n".join(lines)
+    for column in (
+        "Experiment",
+        "final.mean",
+        "final.min",
+        "tiny.mean",
+        "tiny.min",
+        "steps.tiny-a.optimizer.lr",
+    ):
+        assert column in text, f"{column} cut short or missing:\n{shown.stdout}"
+    row = next(line for line in lines if "lr-up" in line)
+    assert "0.03" in row, shown.stdout
 
 
 def chromium() -> str:
