@@ -11,7 +11,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from mnist_budget.palette import step_colours
 from mnist_budget.scoring import mean_curve
+from mnist_budget.step_config import Target
 
 DPI = 120
 
@@ -31,23 +33,36 @@ def accuracy_curves(histories: dict[str, pd.DataFrame], target: float) -> bytes:
 
 def accuracy_figure(histories: dict[str, pd.DataFrame], target: float) -> plt.Figure:
     """Test accuracy per epoch of every step: the mean over its seeds, a band from the
-    lowest to the highest seed, zoomed to where the steps differ."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    lowest = target
+    lowest to the highest seed. Left, every epoch on an axis that holds every seed's value;
+    right, the same zoomed to where every seed's final epoch shows, saying that lower values
+    (the first epochs) run off its bottom."""
+    fig, (whole, zoom) = plt.subplots(1, 2, figsize=(11, 4.5), width_ratios=(2, 3))
+    colours = step_colours(histories)
+    lowest, lowest_final = target, target
     for name, history in histories.items():
         by_epoch = history.groupby("epoch")["test_accuracy"]
         mean, low, high = (by_epoch.agg(how) * 100 for how in ("mean", "min", "max"))
-        (line,) = ax.plot(mean.index, mean, marker="o", markersize=3, label=name)
-        ax.fill_between(mean.index, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
-        # the first epochs of a weak step would flatten every other curve: zoom on the tail
-        lowest = min(lowest, low.iloc[len(low) // 3 :].min() / 100)
-    ax.axhline(target * 100, color="black", linestyle="--", linewidth=1, label=f"target {target:.2%}")
-    ax.set_ylim(max(lowest * 100 - 0.2, 90), 100)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Test accuracy per epoch: mean over seeds, band from the lowest to the highest seed")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+        for ax in (whole, zoom):
+            ax.plot(mean.index, mean, marker="o", markersize=3, color=colours[name], label=name)
+            ax.fill_between(mean.index, low, high, color=colours[name], alpha=0.15, linewidth=0)
+        lowest = min(lowest, low.min() / 100)
+        lowest_final = min(lowest_final, low.iloc[-1] / 100)
+    whole.set_ylim(lowest * 100 - 0.5, 100)
+    zoom.set_ylim(max(lowest_final * 100 - 0.3, 90), 100)
+    for ax in (whole, zoom):
+        ax.axhline(target * 100, color="black", linestyle="--", linewidth=1, label=f"target {target:.2%}")
+        ax.annotate(
+            f"target {target:.2%}", (0, target * 100), xycoords=ax.get_yaxis_transform(),
+            xytext=(4, 3), textcoords="offset points", fontsize=8,
+        )  # fmt: skip
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    whole.set_ylabel("test accuracy (%)")
+    whole.set_title("Every epoch", fontsize=10)
+    zoom.set_title(f"Zoom on {zoom.get_ylim()[0]:.1f}-100%: lower values run off the bottom", fontsize=10)
+    zoom.legend(loc="lower right", fontsize=8)
+    fig.suptitle("Test accuracy per epoch: mean over seeds, band from the lowest to the highest seed")
     return fig
 
 
@@ -85,58 +100,77 @@ def claims_figure(points: list[tuple[str, float, list[float]]], target: float) -
     return fig
 
 
-def loss_curves(histories: dict[str, pd.DataFrame]) -> bytes:
-    """Train (dashed) and test (solid) loss per epoch, mean over seeds, log scale."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+def loss_curves(histories: dict[str, pd.DataFrame], label_smoothing: dict[str, float]) -> bytes:
+    return _png(loss_figure(histories, label_smoothing))
+
+
+def loss_figure(histories: dict[str, pd.DataFrame], label_smoothing: dict[str, float]) -> plt.Figure:
+    """Train (dashed) and test (solid) loss per epoch, mean over seeds, log scale. The train
+    loss is what the step minimises: on augmented images, with its label smoothing, which
+    keeps it far above a smoothed-free test loss; the legend says which steps smooth."""
+    fig, ax = plt.subplots(figsize=(11, 5))
+    colours = step_colours(histories)
     for name, history in ((n, mean_curve(h)) for n, h in histories.items()):
-        (line,) = ax.plot(history["epoch"], history["test_loss"], label=f"{name} test")
-        ax.plot(
-            history["epoch"],
-            history["train_loss"],
-            linestyle="--",
-            color=line.get_color(),
-            label=f"{name} train",
-        )
+        smoothing = label_smoothing.get(name, 0)
+        train = f"{name} train" + (f" (label smoothing {smoothing:g})" if smoothing else "")
+        ax.plot(history["epoch"], history["test_loss"], color=colours[name], label=f"{name} test")
+        ax.plot(history["epoch"], history["train_loss"], linestyle="--", color=colours[name], label=train)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("cross-entropy loss (log scale)")
-    ax.set_title("Train (dashed) and test (solid) loss, mean over seeds")
+    ax.set_title(
+        "Loss per epoch, mean over seeds. Train (dashed): what the step minimises, on its training\n"
+        "images (augmented where it augments), with its label smoothing. Test (solid): plain\n"
+        "cross-entropy of the weights it scores (their average, where it keeps one)",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, ncol=2)
-    return _png(fig)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
 
 
-def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: list[dict], target) -> bytes:
+def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: list[dict], target: Target) -> bytes:
+    return _png(params_figure(steps, public, target))
+
+
+def params_figure(steps: dict[str, tuple[int, dict]], public: list[dict], target: Target) -> plt.Figure:
     """Each step's parameters against its final test accuracy over seeds (mean, a bar from
-    the lowest to the highest seed), with published results (labelled, from params.yaml
-    `public_results`) and the budget and target lines."""
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    the lowest to the highest seed), in its colour, labelled to the left; published results
+    (params.yaml `public_results`) as numbered grey squares, named in a list beside the
+    axes so that no label lands on another; the budget and target lines."""
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    colours = step_colours(steps)
     bottom = min(a["min"] for _, a in steps.values()) * 100 - 0.4  # zoom on the steps, not on outliers
     gap = (100 - bottom) / 28  # about one label line
     label_y = -1.0
     for name, (params, spread) in sorted(steps.items(), key=lambda item: item[1][1]["mean"]):
-        accuracy = spread["mean"]
+        accuracy, colour = spread["mean"], colours[name]
         # many steps share a parameter count: stack their labels to the left, one line apart
         label_y = max(accuracy * 100, label_y + gap)
         ax.errorbar(
             params, accuracy * 100, [[(accuracy - spread["min"]) * 100], [(spread["max"] - accuracy) * 100]],
-            fmt="o", color="tab:blue", capsize=3, zorder=3,
+            fmt="o", color=colour, capsize=3, zorder=3,
         )  # fmt: skip
         ax.annotate(
             f"{name} {accuracy:.2%}", (params, accuracy * 100), xytext=(params * 0.83, label_y),
-            ha="right", va="center", fontsize=8, color="tab:blue",
-            arrowprops={"arrowstyle": "-", "color": "tab:blue", "lw": 0.5},
+            ha="right", va="center", fontsize=8, color=colour,
+            arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5},
+            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},  # over the lines
         )  # fmt: skip
-    hidden = []
-    for ref in public:
-        if ref["accuracy"] * 100 < bottom:
-            hidden.append(f"{ref['label']} ({ref['params']:,}, {ref['accuracy']:.2%})")
-            continue
-        ax.scatter(ref["params"], ref["accuracy"] * 100, marker="s", color="tab:gray", zorder=2)
-        ax.annotate(
-            f"{ref['label']} {ref['accuracy']:.2%}", (ref["params"], ref["accuracy"] * 100),
-            textcoords="offset points", xytext=(6, -3), fontsize=7, color="dimgray",
-        )  # fmt: skip
+    named = []
+    for number, ref in enumerate(public, start=1):
+        below = ref["accuracy"] * 100 < bottom
+        named.append(
+            f"{number}. {ref['label']}: {ref['params']:,}, {ref['accuracy']:.2%}"
+            + (" (below)" if below else "")
+        )
+        if not below:
+            ax.scatter(ref["params"], ref["accuracy"] * 100, marker="s", color="tab:gray", zorder=2)
+            ax.annotate(
+                str(number), (ref["params"], ref["accuracy"] * 100), textcoords="offset points",
+                xytext=(0, 6), ha="center", fontsize=8, color="dimgray",
+            )  # fmt: skip
     ax.axhline(
         target.test_accuracy * 100, color="black", linestyle="--", linewidth=1, label="target accuracy"
     )
@@ -144,20 +178,21 @@ def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: list[dict], t
     counts = [p for p, _ in steps.values()] + [r["params"] for r in public]
     ax.set_xscale("log")
     ax.set_xlim(min(counts) * 0.55, max(counts) * 1.35)
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylim(bottom, 100)
     ax.set_xlabel("parameters, trainable + non-trainable (log scale)")
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title(
-        "Parameters against final test accuracy: this progression (blue: mean, bar: lowest to\n"
-        "highest seed), published (gray, single runs)"
+        "Parameters against final test accuracy: each step (mean, bar: lowest to highest seed),\n"
+        "published results (grey, numbered: single runs)"
     )
-    if hidden:
-        ax.text(0.01, 0.01, "below the chart: " + "; ".join(hidden), transform=ax.transAxes, fontsize=7)
+    if named:
+        ax.text(1.02, 1.0, "published\n" + "\n".join(named), transform=ax.transAxes, fontsize=7, va="top")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left", fontsize=8)
-    return _png(fig)
+    return fig
 
 
 def confusion_matrix(confusion: pd.DataFrame, name: str) -> bytes:

@@ -294,7 +294,9 @@ def figure_files(results: Results, final: str, public_results: list[dict[str, An
     images = torch.load(PREPARED_TENSORS)["test_images"][list(wrong)]
     return {
         layout.figures / "accuracy.png": figures.accuracy_curves(results.histories, target.test_accuracy),
-        layout.figures / "loss.png": figures.loss_curves(results.histories),
+        layout.figures / "loss.png": figures.loss_curves(
+            results.histories, {name: results.entries[name]["label_smoothing"] for name in results.histories}
+        ),
         layout.figures / "params_vs_accuracy.png": figures.params_vs_accuracy(points, public_results, target),
         layout.figures / "confusion.png": figures.confusion_matrix(confusion, final),
         layout.figures / "misclassified.png": figures.misclassified_grid(images, confusion.loc[wrong], final),

@@ -1,6 +1,8 @@
-"""The figures show what they say: the accuracy figure each step's mean over seeds, a band
-from the lowest to the highest seed, the target as one horizontal line, a y axis zoomed on
-the steps' final epochs; the claims figure each claim beside every seed and their mean."""
+"""The figures show what they say, as a person sees them: the accuracy figure each step's
+mean over seeds and its band, whole (every epoch, every seed inside the axes) then zoomed
+(saying what it cuts), the target labelled; one colour per step in every figure; the loss
+figure which train loss carries label smoothing; the parameters figure no label on another;
+the claims figure each claim beside every seed and their mean."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from mnist_budget.figures import ablation_figure, accuracy_figure, claims_figure
+from mnist_budget.figures import ablation_figure, accuracy_figure, claims_figure, loss_figure, params_figure
+from mnist_budget.palette import step_colours
+from mnist_budget.step_config import Target
 
 
 def history(accuracies_by_seed: dict[int, list[float]]) -> pd.DataFrame:
@@ -23,26 +27,36 @@ def history(accuracies_by_seed: dict[int, list[float]]) -> pd.DataFrame:
     )
 
 
-def test_accuracy_figure_draws_mean_band_and_target():
+def test_accuracy_figure_draws_mean_band_and_target_whole_then_zoomed():
     histories = {
         "a": history({1: [0.97, 0.990, 0.992], 2: [0.96, 0.992, 0.996]}),
         "b": history({1: [0.98, 0.993, 0.995], 2: [0.98, 0.995, 0.997]}),
     }
     fig = accuracy_figure(histories, target=0.994)
-    ax = fig.axes[0]
+    whole, zoom = fig.axes
     try:
-        lines = {line.get_label(): line for line in ax.get_lines()}
-        np.testing.assert_allclose(lines["a"].get_ydata(), [96.5, 99.1, 99.4])  # the mean of the seeds
-        np.testing.assert_allclose(lines["b"].get_ydata(), [98.0, 99.4, 99.6])
-        target = lines["target 99.40%"]
-        assert list(target.get_ydata()) == [99.4, 99.4]  # one horizontal line, across the axes
-        assert list(target.get_xdata()) == [0, 1] and target.get_transform() == ax.get_yaxis_transform()
-        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
-        assert len(bands) == 2
-        band_a = bands[0].get_paths()[0].vertices[:, 1]
-        assert band_a.min() == pytest.approx(96.0) and band_a.max() == pytest.approx(99.6)  # min to max seed
-        # zoomed on the last two thirds of the epochs: the lowest there (99.0%) less 0.2 pp, to 100%
-        assert ax.get_ylim() == pytest.approx((98.8, 100.0))
+        for ax in (whole, zoom):
+            lines = {line.get_label(): line for line in ax.get_lines()}
+            np.testing.assert_allclose(lines["a"].get_ydata(), [96.5, 99.1, 99.4])  # the mean of the seeds
+            np.testing.assert_allclose(lines["b"].get_ydata(), [98.0, 99.4, 99.6])
+            # one colour per step, in the progression's order, the plots page's too
+            assert [lines[n].get_color() for n in "ab"] == list(step_colours(["a", "b"]).values())
+            target = lines["target 99.40%"]
+            assert list(target.get_ydata()) == [99.4, 99.4]  # one horizontal line, across the axes
+            assert list(target.get_xdata()) == [0, 1] and target.get_transform() == ax.get_yaxis_transform()
+            assert "target 99.40%" in [t.get_text() for t in ax.texts]  # labelled on the chart
+            bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+            assert len(bands) == 2
+            band_a = bands[0].get_paths()[0].vertices[:, 1]
+            assert band_a.min() == pytest.approx(96.0) and band_a.max() == pytest.approx(
+                99.6
+            )  # min to max seed
+            assert list(ax.get_xticks()[ax.get_xticks() % 1 != 0]) == []  # whole epochs
+        # every seed's every epoch inside the whole chart, epoch 1 included: 96.0% less 0.5 pp
+        assert whole.get_ylim() == pytest.approx((95.5, 100.0))
+        # the zoom: every seed's final epoch (the lowest, 99.2%) less 0.3 pp, saying what it cuts
+        assert zoom.get_ylim() == pytest.approx((98.9, 100.0))
+        assert "lower values run off the bottom" in zoom.get_title()
     finally:
         plt.close(fig)
 
@@ -95,5 +109,76 @@ def test_ablation_figure_draws_every_interval_in_its_verdict_colour_first_arm_on
         assert zero.get_transform() == ax.get_xaxis_transform()
         assert "(pp)" in ax.get_xlabel() and "8 paired seeds" in ax.get_title()
         assert {text.get_text() for text in ax.texts} == {"helps", "hurts", "within noise at 8 seeds"}
+    finally:
+        plt.close(fig)
+
+
+def loss_history(train: list[float], test: list[float]) -> pd.DataFrame:
+    epochs = range(1, len(train) + 1)
+    return pd.DataFrame({"seed": 1, "epoch": epochs, "train_loss": train, "test_loss": test})
+
+
+def test_loss_figure_says_which_train_loss_carries_label_smoothing():
+    histories = {
+        "plain": loss_history([0.5, 0.1], [0.2, 0.05]),
+        "smooth": loss_history([0.8, 0.4], [0.3, 0.06]),
+    }
+    fig = loss_figure(histories, {"plain": 0.0, "smooth": 0.05})
+    ax = fig.axes[0]
+    try:
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert set(lines) == {
+            "plain test",
+            "plain train",
+            "smooth test",
+            "smooth train (label smoothing 0.05)",
+        }
+        colours = step_colours(histories)
+        assert lines["smooth test"].get_color() == lines["smooth train (label smoothing 0.05)"].get_color()
+        assert [lines[f"{n} test"].get_color() for n in histories] == list(colours.values())
+        assert lines["plain train"].get_linestyle() == "--" and lines["plain test"].get_linestyle() == "-"
+        assert "label smoothing" in ax.get_title() and "plain" in ax.get_title()
+        assert ax.get_yscale() == "log"
+    finally:
+        plt.close(fig)
+
+
+def overlapping(boxes: list) -> list[tuple[int, int]]:
+    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes) if i < j and a.overlaps(b)]
+
+
+def test_params_figure_labels_overlap_nothing_and_name_every_published_result():
+    steps = {  # several steps at one parameter count, as in the progression
+        "s1": (7272, {"mean": 0.9871, "min": 0.9863, "max": 0.9881}),
+        "s2": (7592, {"mean": 0.9925, "min": 0.9919, "max": 0.9927}),
+        "s3": (7592, {"mean": 0.9940, "min": 0.9937, "max": 0.9942}),
+        "s4": (7592, {"mean": 0.9948, "min": 0.9946, "max": 0.9954}),
+        "s5": (3884, {"mean": 0.9920, "min": 0.9907, "max": 0.9925}),
+    }
+    public = [
+        {"label": "best public <8k", "params": 7752, "accuracy": 0.9955},
+        {"label": "best public <4k", "params": 3762, "accuracy": 0.9952},
+        {"label": "far below", "params": 3077, "accuracy": 0.9736},
+    ]
+    fig = params_figure(steps, public, Target(test_accuracy=0.994, max_params=8000, max_epochs=15))
+    ax = fig.axes[0]
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ticks = [
+            t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text() and t.get_visible()
+        ]
+        assert ticks and not overlapping(ticks), "x tick labels run into each other"
+        labels = [t for t in ax.texts if t.get_text()]
+        assert not overlapping([t.get_window_extent(renderer) for t in labels]), [
+            t.get_text() for t in labels
+        ]
+        listed = next(t.get_text() for t in ax.texts if t.get_text().startswith("published"))
+        for number, ref in enumerate(public, start=1):
+            assert f"{number}. {ref['label']}" in listed
+        assert "3. far below: 3,077, 97.36% (below)" in listed  # not drawn, and said so
+        colours = step_colours(steps)
+        step_labels = {t.get_text().split()[0]: t.get_color() for t in labels if t.get_text().startswith("s")}
+        assert step_labels == colours
     finally:
         plt.close(fig)
