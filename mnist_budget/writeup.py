@@ -12,6 +12,7 @@ import pandas as pd
 from mnist_budget.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.layout import MAIN, Layout
 from mnist_budget.paired import CONFIDENCE, Effect, paired_effect, points
+from mnist_budget.plot_templates import accuracy_template, loss_template, lr_template
 from mnist_budget.scoring import LAST_EPOCHS, load_history, mean_curve, per_seed
 from mnist_budget.step_config import Target, load_target, resolve
 
@@ -225,72 +226,21 @@ def reproduce_section(layout: Layout) -> list[str]:
     ]
 
 
-ZOOM = 0.014  # the accuracy chart spans the target minus 1.4 pp to 100% (98-100% for 99.4%)
-WIDTH, HEIGHT = 560, 320
-
-
-def accuracy_template(target: float) -> dict[str, Any]:
-    """The Vega-Lite template of `dvc plots show`'s accuracy chart: each step's mean over
-    seeds, a band from the lowest to the highest seed, the target as one horizontal rule,
-    and a y axis zoomed on the target (points below it sit on the axis). Written with the
-    data because the zoom follows the target."""
-    y = {"field": "<DVC_METRIC_Y>", "type": "quantitative"}
-    x = {
-        "field": "<DVC_METRIC_X>",
-        "type": "quantitative",
-        "title": "<DVC_METRIC_X_LABEL>",
-        "axis": {"tickMinStep": 1},  # whole epochs
-    }
-    color = {"field": "step", "type": "nominal", "sort": None}
-    scale = {"domain": [round(target - ZOOM, 6), 1], "nice": False, "clamp": True}
-    return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "data": {"values": "<DVC_METRIC_DATA>"},
-        "title": "<DVC_METRIC_TITLE>",
-        "width": WIDTH,
-        "height": HEIGHT,
-        "layer": [
-            {
-                "mark": {"type": "area", "opacity": 0.15},
-                "encoding": {
-                    "x": x,
-                    "y": {
-                        **y,
-                        "aggregate": "min",
-                        "scale": scale,
-                        "title": "test accuracy (mean, min-max band)",
-                    },
-                    "y2": {"field": "<DVC_METRIC_Y>", "aggregate": "max"},
-                    "color": color,
-                },
-            },
-            {
-                "mark": {"type": "line", "point": True, "tooltip": True},
-                "encoding": {
-                    "x": x,
-                    "y": {**y, "aggregate": "mean", "axis": {"format": ".1%"}},
-                    "color": color,
-                },
-            },
-            {  # no x: one rule across the chart, not one per epoch
-                "mark": {"type": "rule", "strokeDash": [6, 4], "color": "black"},
-                "encoding": {"y": {"field": "target", "type": "quantitative", "aggregate": "max"}},
-            },
-        ],
-    }
-
-
 def table_files(results: Results, final: str) -> dict[Path, bytes]:
     """summary.csv (every step's metrics, flat) and what `dvc plots show` draws: all
-    steps' curves (every seed) in one long table, the accuracy chart's template, and the
-    final step's confusion pairs; as path -> bytes."""
+    steps' curves (every seed) in one long table, the charts' templates (`plot_templates`),
+    and the final step's confusion pairs; as path -> bytes."""
     layout, target = results.layout, results.target
     summary = pd.DataFrame([{"step": n, **flatten(m)} for n, m in results.metrics.items()])
     curves = pd.concat([h.assign(step=n, target=target.test_accuracy) for n, h in results.histories.items()])
+    steps, lowest = list(results.histories), float(curves["test_accuracy"].min())
     return {
         layout.reports / "summary.csv": summary.to_csv(index=False).encode(),
         layout.plots / "curves.csv": curves.to_csv(index=False).encode(),
-        layout.plots / "accuracy.json": json_bytes(accuracy_template(target.test_accuracy)),
+        layout.plots / "accuracy.json": json_bytes(accuracy_template(steps, target.test_accuracy, lowest)),
+        layout.plots / "accuracy_zoom.json": json_bytes(accuracy_template(steps, target.test_accuracy)),
+        layout.plots / "loss.json": json_bytes(loss_template(steps)),
+        layout.plots / "lr.json": json_bytes(lr_template(steps)),
         layout.plots / "confusion_final.csv": layout.confusion(final).read_bytes(),
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import resource
@@ -25,9 +26,10 @@ import yaml
 from mnist_budget.mnist import MNIST_FILES
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
+from mnist_budget.palette import step_colours
+from mnist_budget.plot_templates import HEIGHT, WIDTH, ZOOM
 from mnist_budget.search_results import RUN_COLUMNS
 from mnist_budget.step_config import AUGMENT, read_config
-from mnist_budget.writeup import HEIGHT, WIDTH, ZOOM
 from tests.conftest import serve_folder, write_synthetic_mnist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -462,9 +464,39 @@ def chromium() -> str:
 TARGET = 0.3  # the test params' target accuracy
 
 
-def assert_accuracy_chart_is_readable(svg: str) -> None:
+def y_axis(svg: str) -> tuple[float, float]:
+    """The y axis's (bottom, top) values, from its percent tick labels at their heights."""
+    axes = re.findall(r'<g class="mark-text role-axis-label"[^>]*>(.*?)</g>', svg)
+    ticks = [(float(ty), float(text.rstrip("%")) / 100) for ty, text in
+             re.findall(r'translate\([-\d.e]+,([-\d.e]+)\)[^>]*>([\d.]+%)<', "".join(axes))]  # fmt: skip
+    assert len(ticks) >= 3, "no percent labels on the y axis"
+    (y_a, value_a), (y_b, value_b) = ticks[0], ticks[-1]
+    per_pixel = (value_b - value_a) / (y_b - y_a)
+    return value_a + (HEIGHT + 3 - y_a) * per_pixel, value_a + (3 - y_a) * per_pixel  # labels sit 3 px low
+
+
+def assert_no_mark_outside_the_plot(svg: str) -> None:
+    """Every line, band and point lies inside the plot area, or is clipped to it."""
+    groups = re.findall(r'<g class="mark-(?:line|area|symbol) role-mark[^"]*"([^>]*)>(.*?)</g>', svg)
+    assert groups
+    clip_rect = r'<clipPath id="([^"]+)"><rect x="0" y="0" width="([\d.]+)" height="([\d.]+)"/>'
+    clips = {name: (float(w), float(h)) for name, w, h in re.findall(clip_rect, svg)}
+    for attributes, marks in groups:
+        clip = re.search(r'clip-path="url\(#([^)]+)\)"', attributes)
+        if clip:
+            assert clips[clip.group(1)] == (WIDTH, HEIGHT), "clipped to something else than the plot"
+            continue
+        points = re.findall(r"[ML](-?[\d.e]+),(-?[\d.e]+)", marks) + re.findall(
+            r"translate\((-?[\d.e]+),(-?[\d.e]+)\)", marks
+        )
+        for x, y in points:
+            assert -0.5 <= float(x) <= WIDTH + 0.5 and -0.5 <= float(y) <= HEIGHT + 0.5, (x, y)
+
+
+def assert_accuracy_chart_is_readable(svg: str, bottom: float) -> None:
     """The accuracy chart as drawn: the target is one horizontal rule across the plot at the
-    target's height, and the y axis spans the target minus ZOOM to 100%."""
+    target's height, labelled; the y axis spans `bottom` to 100%; no mark leaves the plot;
+    each step's line in its colour of the PNGs."""
     rules = re.search(r'<g class="mark-rule role-mark[^"]*"[^>]*>(.*?)</g>', svg).group(1)
     lines = re.findall(
         r'<line[^>]*transform="translate\(([-\d.e]+),([-\d.e]+)\)" x2="([-\d.e]+)" y2="([-\d.e]+)"', rules
@@ -472,37 +504,49 @@ def assert_accuracy_chart_is_readable(svg: str) -> None:
     assert len(lines) == 1, f"the target should be one rule, found {len(lines)}"
     _, y, x2, y2 = map(float, lines[0])
     assert y2 == 0 and abs(x2) == WIDTH, "the target rule is not one horizontal line across the chart"
-    # the y axis: tick labels (percent) at their heights, a straight line from value to pixel
-    axes = re.findall(r'<g class="mark-text role-axis-label"[^>]*>(.*?)</g>', svg)
-    ticks = [(float(ty), float(text.rstrip("%")) / 100) for ty, text in
-             re.findall(r'translate\([-\d.e]+,([-\d.e]+)\)[^>]*>([\d.]+%)<', "".join(axes))]  # fmt: skip
-    assert len(ticks) >= 3, "no percent labels on the y axis"
-    (y_a, value_a), (y_b, value_b) = ticks[0], ticks[-1]
-    per_pixel = (value_b - value_a) / (y_b - y_a)
-    bottom, top = (
-        value_a + (HEIGHT + 3 - y_a) * per_pixel,
-        value_a + (3 - y_a) * per_pixel,
-    )  # labels sit 3 px low
-    assert bottom == pytest.approx(TARGET - ZOOM, abs=1e-3) and top == pytest.approx(1.0, abs=1e-3)
-    assert value_a + (y + 3 - y_a) * per_pixel == pytest.approx(TARGET, abs=1e-3), (
+    low, top = y_axis(svg)
+    assert low == pytest.approx(bottom, abs=1e-3) and top == pytest.approx(1.0, abs=1e-3)
+    assert low + (HEIGHT - y) / HEIGHT * (top - low) == pytest.approx(TARGET, abs=1e-3), (
         "the rule is not at the target"
     )
+    assert f">target {TARGET:.2%}</text>" in svg, "the target rule has no label"
+    assert_no_mark_outside_the_plot(svg)
+    strokes = re.findall(r'aria-roledescription="line mark"[^>]*stroke="(#[0-9a-f]{6})"', svg)
+    assert strokes == list(step_colours(STEPS).values()), "the steps' colours are not the PNGs'"
+
+
+def chart_specs(root: Path, env: dict) -> dict[str, dict]:
+    """Every Vega-Lite chart of `dvc plots show`, data included, by its title."""
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], root, env).stdout)["data"]
+    return {
+        name: plot["content"] for name, plots in shown.items() for plot in plots if plot["type"] == "vega"
+    }
+
+
+def lowest_accuracy(root: Path) -> float:
+    """The whole accuracy chart's bottom: the lowest seed's epoch, rounded down to 1%."""
+    curves = pd.read_csv(root / "reports/plots/curves.csv")
+    return math.floor(curves["test_accuracy"].min() * 100) / 100
 
 
 def test_every_chart_renders_to_svg_without_a_browser(project):
     """vl-convert renders the Vega-Lite spec of each `dvc plots show` chart, data included."""
     root, env, _ = project
-    shown = json.loads(run(["dvc", "plots", "show", "--json"], root, env).stdout)["data"]
-    specs = {
-        name: plot["content"] for name, plots in shown.items() for plot in plots if plot["type"] == "vega"
-    }
-    assert len(specs) == 4, sorted(specs)
-    for name, spec in specs.items():
-        svg = vl_convert.vegalite_to_svg(spec)
+    specs = chart_specs(root, env)
+    assert len(specs) == 5, sorted(specs)
+    svgs = {name: vl_convert.vegalite_to_svg(spec) for name, spec in specs.items()}
+    for name, svg in svgs.items():
         assert svg.startswith("<svg") and svg.count("<path") > 2, name
         assert "role-mark" in svg, name
-    accuracy = next(spec for name, spec in specs.items() if name.startswith("Test accuracy"))
-    assert_accuracy_chart_is_readable(vl_convert.vegalite_to_svg(accuracy))
+    whole, zoom = (svgs[n] for n in specs if n.startswith("Test accuracy"))
+    assert_accuracy_chart_is_readable(whole, lowest_accuracy(root))
+    assert_accuracy_chart_is_readable(zoom, TARGET - ZOOM)
+    assert f"below {TARGET - ZOOM:.1%}: cut off at the bottom edge" in zoom
+    lr = svgs[next(n for n in specs if n.startswith("Learning rate"))]
+    assert lr.count('aria-roledescription="line mark"') == len(STEPS)  # one panel per step, none hidden
+    # the loss chart says which line is which loss, and why they differ
+    loss = next(n for n in specs if n.startswith("Loss per epoch"))
+    assert "label smoothing" in loss and "plain cross-entropy" in loss
 
 
 def rendered_dom(page: Path, tmp_path: Path) -> str:
@@ -535,13 +579,17 @@ def test_plots_show_renders_offline_in_a_browser(project, tmp_path):
         assert f'"step": "{step}"' in html
     dom = rendered_dom(page, tmp_path)
     charts = dom.count('class="marks"')  # one <svg class="marks"> per drawn Vega view
-    assert charts == 4, f"expected 4 rendered charts, found {charts}"
+    assert charts == 5, f"expected 5 rendered charts, found {charts}"
     assert dom.count('class="mark-line role-mark') >= 3  # accuracy, loss and LR lines
     assert 'class="mark-area role-mark' in dom  # the accuracy chart's min-max band over seeds
     assert 'class="mark-rect role-mark' in dom  # the confusion matrix cells
     assert dom.count("<path") > 20
-    first_chart = dom[: dom.index('class="marks"', dom.index('class="marks"') + 1)]  # dvc.yaml order
-    assert_accuracy_chart_is_readable(first_chart)
+    starts = [m.start() for m in re.finditer('class="marks"', dom)]  # the charts in dvc.yaml's order
+    assert_accuracy_chart_is_readable(dom[starts[0] : starts[1]], lowest_accuracy(root))
+    assert_accuracy_chart_is_readable(dom[starts[1] : starts[2]], TARGET - ZOOM)
+    # wide enough to read in a 1,400-px window: the plot alone is WIDTH px, the legend beside
+    width = float(re.search(r'<svg class="marks" width="([\d.]+)"', dom[starts[0] :]).group(1))
+    assert width > WIDTH
 
 
 @contextlib.contextmanager
