@@ -346,6 +346,73 @@ def test_a_clone_without_the_cache_finds_the_ablation_up_to_date(project, tmp_pa
     assert ran == ["download", "prepare"]
 
 
+@contextlib.contextmanager
+def shared_through(root: Path, env: dict, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A DVC remote (a folder) and a bare git repository as the project's `origin`, as a
+    team shares them; the project's own config is as it was afterwards."""
+    storage, origin = tmp_path / "dvc-storage", tmp_path / "origin.git"
+    run(["git", "clone", "-q", "--bare", str(root), str(origin)], tmp_path, env)
+    run(["git", "remote", "add", "origin", str(origin)], root, env)
+    run(["dvc", "remote", "add", "--local", "-d", "shared", str(storage)], root, env)
+    try:
+        yield storage, origin
+    finally:
+        run(["dvc", "remote", "remove", "--local", "shared"], root, env)
+        run(["git", "remote", "remove", "origin"], root, env)
+
+
+def teammate(origin: Path, storage: Path, tmp_path: Path, env: dict) -> Path:
+    """A clone of `origin` elsewhere, with no DVC cache, pointed at the team's remote."""
+    clone = tmp_path / "teammate"
+    run(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
+    run(["dvc", "remote", "add", "--local", "-d", "shared", str(storage)], clone, env)
+    return clone
+
+
+def test_a_teammate_pulls_every_result_and_trains_nothing(project, tmp_path):
+    """`dvc push` to a remote, `dvc pull` in another clone: every pipeline up to date."""
+    root, env, _ = project
+    with shared_through(root, env, tmp_path) as (storage, origin):
+        run(["dvc", "push"], root, env)
+        clone = teammate(origin, storage, tmp_path, {**env, "MNIST_MIRROR": ""})
+        offline = {**env, "MNIST_MIRROR": str(tmp_path / "no-mirror")}  # nothing to download from
+        run(["dvc", "pull"], clone, offline)
+        assert "Data and pipelines are up to date." in run(["dvc", "status"], clone, offline).stdout
+        assert (
+            stages_ran(["dvc", "repro", "dvc.yaml", "ablation/dvc.yaml", "search/dvc.yaml"], clone, offline)
+            == []
+        )
+        for step in STEPS:
+            for seed in SEEDS:
+                model = f"models/{step}/seed{seed}.pt2"
+                assert (clone / model).read_bytes() == (root / model).read_bytes()
+
+
+def test_a_teammate_pulls_an_experiment_and_trains_nothing(project, tmp_path):
+    """`dvc exp push` through a bare git repository, `dvc exp pull` in another clone."""
+    root, env, _ = project
+    override = "++steps.tiny-b.optimizer.lr=0.04"
+    with shared_through(root, env, tmp_path) as (storage, origin):
+        run(["dvc", "exp", "run", "-n", "shared-lr", "-S", override], root, env)
+        metrics = json.loads((root / "reports/metrics.json").read_text())
+        run(["git", "checkout", "--", "."], root, env)
+        run(["dvc", "checkout", "--force"], root, env)
+        try:
+            run(["dvc", "exp", "push", "origin", "shared-lr"], root, env)  # its git ref and its cache
+            clone = teammate(origin, storage, tmp_path, env)
+            run(["dvc", "exp", "pull", "origin", "shared-lr"], clone, env)
+            assert "shared-lr" in run(["dvc", "exp", "list"], clone, env).stdout
+            run(["dvc", "exp", "apply", "shared-lr"], clone, env)  # outputs from the pulled cache
+            assert stages_ran(["dvc", "repro"], clone, env) == []
+            assert json.loads((clone / "reports/metrics.json").read_text()) == metrics
+            assert (
+                yaml.safe_load((clone / "params.yaml").read_text())["steps"]["tiny-b"]["optimizer"]["lr"]
+                == 0.04
+            )
+        finally:
+            run(["dvc", "exp", "remove", "shared-lr"], root, env)
+
+
 def test_metrics_have_the_keys_and_sane_values(project):
     root = project[0]
     for step in STEPS:
