@@ -53,7 +53,7 @@ def accuracy_figure(histories: dict[str, pd.DataFrame], target: float) -> plt.Fi
         ax.axhline(target * 100, color="black", linestyle="--", linewidth=1, label=f"target {target:.2%}")
         ax.annotate(
             f"target {target:.2%}", (0, target * 100), xycoords=ax.get_yaxis_transform(),
-            xytext=(4, 3), textcoords="offset points", fontsize=8,
+            xytext=(4, 3), textcoords="offset points", fontsize=8, annotation_clip=True,  # off the zoom: not drawn
         )  # fmt: skip
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

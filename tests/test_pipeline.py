@@ -488,12 +488,15 @@ def test_metrics_show_is_the_headline_and_every_step_is_a_target_away(project):
     }
     steps = [f"reports/steps/{step}/metrics.json" for step in STEPS]
     shown = json.loads(run(["dvc", "metrics", "show", "--json", *steps], root, env).stdout)
-    for step, path in zip(STEPS, steps, strict=True):
-        assert shown[""]["data"][path]["data"] == json.loads((root / path).read_text()), step
+    for step, path in zip(STEPS, steps, strict=True):  # DVC shows the numbers, not the lists
+        written, seen = json.loads((root / path).read_text()), shown[""]["data"][path]["data"]
+        assert seen["test_accuracy"] == written["test_accuracy"], step
+        assert seen["params_total"] == written["params_total"], step
 
 
 def test_exp_show_only_changed_is_readable_in_120_columns(project):
-    """The experiment, the headline numbers and the param it changed, none cut short."""
+    """The experiment, the headline numbers it changed and the param it changed, none cut
+    short (tiny-a is the tiny net: its numbers change, the final net's do not)."""
     root, env, _ = project
     run(["dvc", "exp", "run", "-n", "lr-up", "-S", "++steps.tiny-a.optimizer.lr=0.03"], root, env)
     try:
@@ -504,18 +507,13 @@ def test_exp_show_only_changed_is_readable_in_120_columns(project):
         run(["dvc", "exp", "remove", "lr-up"], root, env)
     lines = shown.stdout.splitlines()
     assert max(map(len, lines)) <= 120, shown.stdout
-    text = "\n".join(lines)
-    for column in (
-        "Experiment",
-        "final.mean",
-        "final.min",
-        "tiny.mean",
-        "tiny.min",
-        "steps.tiny-a.optimizer.lr",
-    ):
-        assert column in text, f"{column} cut short or missing:\n{shown.stdout}"
-    row = next(line for line in lines if "lr-up" in line)
-    assert "0.03" in row, shown.stdout
+    header = next(line for line in lines if "Experiment" in line).split()
+    assert header[:5] == ["Experiment", "Created", "tiny.mean", "tiny.min", "steps.tiny-a.optimizer.lr"], (
+        shown.stdout
+    )
+    row = next(line for line in lines if "[lr-up]" in line).split()
+    numbers = [cell for cell in row if re.fullmatch(r"\d+\.\d+", cell)]
+    assert len(numbers) == 3 and numbers[-1] == "0.03", shown.stdout  # tiny.mean, tiny.min, the lr
 
 
 def chromium() -> str:
@@ -546,7 +544,7 @@ def assert_no_mark_outside_the_plot(svg: str) -> None:
     """Every line, band and point lies inside the plot area, or is clipped to it."""
     groups = re.findall(r'<g class="mark-(?:line|area|symbol) role-mark[^"]*"([^>]*)>(.*?)</g>', svg)
     assert groups
-    clip_rect = r'<clipPath id="([^"]+)"><rect x="0" y="0" width="([\d.]+)" height="([\d.]+)"/>'
+    clip_rect = r'<clipPath id="([^"]+)"><rect x="0" y="0" width="([\d.]+)" height="([\d.]+)"'
     clips = {name: (float(w), float(h)) for name, w, h in re.findall(clip_rect, svg)}
     for attributes, marks in groups:
         clip = re.search(r'clip-path="url\(#([^)]+)\)"', attributes)
@@ -655,7 +653,7 @@ def test_plots_show_renders_offline_in_a_browser(project, tmp_path):
     assert_accuracy_chart_is_readable(dom[starts[0] : starts[1]], lowest_accuracy(root))
     assert_accuracy_chart_is_readable(dom[starts[1] : starts[2]], TARGET - ZOOM)
     # wide enough to read in a 1,400-px window: the plot alone is WIDTH px, the legend beside
-    width = float(re.search(r'<svg class="marks" width="([\d.]+)"', dom[starts[0] :]).group(1))
+    width = float(re.match(r'class="marks" width="([\d.]+)"', dom[starts[0] :]).group(1))
     assert width > WIDTH
 
 
