@@ -71,3 +71,28 @@ def test_the_seed_systems_table_holds_each_claimed_final():
     assert {row.split(" | ")[1] for row in rows} == finals
     counts = re.fullmatch(r"Over its (\d+) claims: (.*)\.", docs.seed_systems_counts())
     assert sum(int(part.split()[0]) for part in counts[2].split(", ")) == int(counts[1]) > 100
+
+
+def test_the_ablation_table_and_summary_say_what_effects_csv_holds(tmp_path, monkeypatch):
+    monkeypatch.setattr(docs, "ROOT", tmp_path)
+    assert docs.ablation_table() == docs.NO_ABLATION  # before the ablation ran: says how to run it
+    rows = [  # arm, idea, change, step, baseline, n, baseline_mean, arm_mean, effect, low, high, verdict
+        "no-bn,batch norm,removes,s2-bn,full,8,0.9949,0.9947,-0.0002,-0.0015,0.0011,within noise at 8 seeds",
+        "no-lr,OneCycle,removes,s3-lr,full,8,0.9949,0.9939,-0.001,-0.0014,-0.0006,helps",
+        "drop,dropout,adds,,full,8,0.9949,0.9940,-0.0009,-0.0013,-0.0005,hurts",
+    ]
+    effects = tmp_path / docs.EFFECTS
+    effects.parent.mkdir(parents=True)
+    effects.write_text(
+        "arm,idea,change,step,baseline,n,baseline_mean,arm_mean,effect,low,high,verdict\n" + "\n".join(rows)
+    )
+    table = docs.ablation_table().splitlines()
+    assert (
+        table[2]
+        == "| without batch norm | `s2-bn` | 99.47% | -0.02 pp [-0.15, +0.11] | 8 | **within noise at 8 seeds** |"
+    )
+    assert table[3].startswith("| without OneCycle | `s3-lr` | 99.39% | -0.10 pp [-0.14, -0.06] |")
+    assert table[4] == "| with dropout | (none) | 99.40% | -0.09 pp [-0.13, -0.05] | 8 | **hurts** |"
+    assert docs.ablation_summary() == (
+        "The evidence, idea by idea: **within noise at 8 seeds**: batch norm; **helps**: OneCycle; **hurts**: dropout."
+    )
