@@ -22,6 +22,11 @@ EFFECT_COLUMNS = [
 ]  # fmt: skip
 
 
+def arm_label(change: str, idea: str) -> str:
+    """An arm as the reports and the README name it: `without batch norm`, `with dropout`."""
+    return f"{'without' if change == 'removes' else 'with'} {idea}"
+
+
 def load_effects(path: Path = EFFECTS) -> pd.DataFrame:
     """effects.csv as the stage wrote it; an `adds` arm names no step: its `step` reads ''."""
     return pd.read_csv(path).fillna({"step": ""})
@@ -88,10 +93,7 @@ def write_report(
     seeds = ", ".join(map(str, base))
     rows = pd.DataFrame(
         {
-            "idea": [
-                f"{'without' if c == 'removes' else 'with'} {idea}"
-                for c, idea in zip(table["change"], table["idea"])
-            ],
+            "idea": [arm_label(c, idea) for c, idea in zip(table["change"], table["idea"])],
             "arm": [f"`{arm}`" for arm in table["arm"]],
             "main step": [f"`{step}`" if step else "(none)" for step in table["step"]],
             "arm mean": table["arm_mean"].map("{:.2%}".format),

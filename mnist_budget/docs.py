@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from mnist_budget.ablation import EFFECTS, load_effects, row_interval
+from mnist_budget.ablation import EFFECTS, arm_label, load_effects, row_interval
 from mnist_budget.atomic_files import read_json, write_text
 from mnist_budget.layer_spec import HOLDS_LAYERS, LAYER_KINDS
 from mnist_budget.layout import Layout
@@ -130,7 +130,7 @@ def ablation_table() -> str:
     effects = load_effects(ROOT / EFFECTS)
     rows = [
         [
-            f"{'without' if row['change'] == 'removes' else 'with'} {row['idea']}",
+            arm_label(row["change"], row["idea"]),
             f"`{row['step']}`" if row["step"] else "(none)",
             f"{row['arm_mean']:.2%}",
             row_interval(row),

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from mnist_budget.ablation import arm_label
 from mnist_budget.palette import step_colours
 from mnist_budget.scoring import mean_curve
 from mnist_budget.step_config import Target
@@ -255,8 +256,7 @@ def ablation_figure(table: pd.DataFrame) -> plt.Figure:
             ha="center", fontsize=7, color=colour,
         )  # fmt: skip
     ax.axvline(0, color="black", linewidth=0.8)
-    verb = {"removes": "without", "adds": "with"}
-    ax.set_yticks(range(len(rows)), [f"{verb[c]} {idea}" for c, idea in zip(rows["change"], rows["idea"])])
+    ax.set_yticks(range(len(rows)), [arm_label(c, idea) for c, idea in zip(rows["change"], rows["idea"])])
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel(
         "final-epoch test accuracy, arm minus baseline (pp): mean and 95% interval of the paired seeds"
