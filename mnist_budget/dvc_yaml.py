@@ -117,9 +117,9 @@ def import_closure(module: str) -> list[str]:
     return sorted(p.as_posix() for p in seen if p.name != "__init__.py" or (ROOT / p).read_text().strip())
 
 
-# They word a fault or wire signals: no stage's output depends on them, so rewording an
-# error message reruns nothing.
-FAULT_WORDING = ("mnist_budget/cli.py", "mnist_budget/errors.py")
+# They word a fault, wire signals or draw progress: no stage's output depends on them, so
+# rewording an error message or redrawing a bar reruns nothing.
+FAULT_WORDING = ("mnist_budget/cli.py", "mnist_budget/errors.py", "mnist_budget/progress.py")
 # They read and check params files. A stage that declares no params reads none: what they
 # do reaches it only through the resolved config it reads (reports/configs/<step>.json,
 # written by `resolve`, whose deps they are). So the train stages, which read that file

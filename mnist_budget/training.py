@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import copy
-import sys
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from mnist_budget.augment import augment
 from mnist_budget.dataset import Mnist
 from mnist_budget.errors import StageError
 from mnist_budget.optim import Schedule, make_optimizer
+from mnist_budget.progress import EpochLine, epoch_bar
 from mnist_budget.scoring import loss_and_accuracy
 from mnist_budget.step_config import StepConfig
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 AUGMENT_CHUNK = 1024  # images per augmentation call: 3.5% of a bare epoch's time, 4.9% batch by batch
 NAN_CHECK_EVERY = 100  # batches; checking every batch would sync the device each step
@@ -65,7 +68,7 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     schedule: Schedule,
     generator: torch.Generator,
-    bar: tqdm,
+    bar: EpochLine | tqdm,
     ema: WeightAverage | None = None,
 ) -> tuple[float, float]:
     """One pass over the shuffled, augmented training set; mean loss and accuracy."""
@@ -125,15 +128,7 @@ def fit(
     history = []
     for epoch in range(1, step.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
-        with tqdm(
-            total=batches,
-            desc=f"{label or step.name} {epoch}/{step.epochs}",
-            unit="batch",
-            mininterval=1,
-            # one line per worker on a terminal; in a log (no cursor moves), one line per update
-            position=bar_line if sys.stderr.isatty() else None,
-            leave=bar_line == 0,
-        ) as bar:
+        with epoch_bar(f"{label or step.name} {epoch}/{step.epochs}", batches, bar_line) as bar:
             train_loss, train_accuracy = train_epoch(
                 model, data, step, optimizer, schedule, generator, bar, ema
             )

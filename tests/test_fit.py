@@ -167,3 +167,14 @@ def test_weight_average_follows_the_ema_formula():
         if value.is_floating_point():
             expected = 0.75 * before[key] + 0.25 * model.state_dict()[key]
             assert torch.allclose(value, expected), key
+
+
+def test_a_log_gets_one_line_per_epoch(capsys):
+    """stderr not a terminal (a log, `dvc repro > log`): one plain line per epoch, no bar."""
+    history = train_once(epochs=3)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert len(lines) == 3, err
+    for epoch, (line, row) in enumerate(zip(lines, history, strict=True), start=1):
+        assert line.startswith(f"tiny {epoch}/3: ") and f"test={row['test_accuracy']:.2%}" in line, line
