@@ -120,7 +120,7 @@ class _Builder:
         self, modules: list[nn.Module], channels: int, bn: bool, act: str, drop: float
     ) -> nn.Sequential:
         """Append BN / activation / dropout after a weight layer, in the step's order."""
-        norm = [nn.BatchNorm2d(channels)] if bn else []
+        norm = [nn.BatchNorm2d(channels, affine=self.step.bn_affine)] if bn else []
         activation = ACTIVATIONS[act](channels)
         after = norm + activation if self.step.bn_order == "before_act" else activation + norm
         return nn.Sequential(*modules, *after, *([nn.Dropout(drop)] if drop else []))

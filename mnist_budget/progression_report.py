@@ -98,7 +98,11 @@ def search_section(runs: pd.DataFrame, validation: int) -> list[str]:
         return []
     summary = ranked(runs)
     finalists = summary[summary["test_count"] > 0]
+    if finalists.empty:
+        return []  # a search under way has chosen nothing yet
     best = finalists.groupby("budget", sort=False).head(1)
+    first_seeds = sorted(runs.loc[runs["rung"] == 1, "seed"].unique())
+    each_on = f"seed{'s' if len(first_seeds) > 1 else ''} {', '.join(map(str, first_seeds))}"
     shown = pd.DataFrame(
         {
             "budget": finalists["budget"],
@@ -118,7 +122,7 @@ def search_section(runs: pd.DataFrame, validation: int) -> list[str]:
         (
             f"On validation, never on the test set: {runs['candidate'].nunique()} candidates trained on the "
             f"training images but {validation:,} held out (stratified by label, the same images for every "
-            "seed) and were ranked on those: each on seed 1, then the best of each budget on more seeds "
+            f"seed) and were ranked on those: each on {each_on}, then the best of each budget on more seeds "
             f"(successive halving, `python -m mnist_budget.search`; every run in [the search's table]"
             f"(search/table.md)). Best by validation mean: {chosen}. Their test accuracy below was read "
             "only after they were chosen. The steps of this report train on all the training images and "

@@ -3,10 +3,11 @@
     python -m mnist_budget.search [--jobs N]
 
 Rung 1 queues one experiment per candidate of search/candidates.yaml (its changes over
-search/params.yaml's recipe, passed as `-S` overrides, trained on seed 1 with 10,000
-training images held out), runs the queue with `dvc queue start -j N` (one thread per job)
-and ranks each budget's candidates by validation accuracy. Rung 2 trains the best `keep`
-of each budget on `finalist_seeds`. Every finished experiment is appended to
+search/params.yaml's recipe, passed as `-S` overrides, trained on `rung1_seeds` with
+10,000 training images held out), the budgets taking turns, runs the queue with
+`dvc queue start -j N` and ranks each budget's candidates by mean validation accuracy
+(one seed cannot rank them: the last search's candidates spread about one recipe's seed
+range). Rung 2 trains the best `keep` of each budget on `finalist_seeds`. Every finished experiment is appended to
 reports/search/runs.csv as it arrives, and reports/search/table.md is rewritten: the test
 accuracy is read and shown for finalists only, after they were chosen. Run it again to
 resume: candidates already in runs.csv are not trained again.
@@ -22,9 +23,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -33,7 +36,16 @@ from mnist_budget.errors import StageError
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
 from mnist_budget.params import load_params, require
-from mnist_budget.search_results import RUN_COLUMNS, RUNS, SEARCH, STEP, finalists, ranked, read_runs
+from mnist_budget.search_results import (
+    RUN_COLUMNS,
+    RUNS,
+    SEARCH,
+    STEP,
+    finalists,
+    pooled_std,
+    ranked,
+    read_runs,
+)
 from mnist_budget.step_config import load_steps, merged
 
 CANDIDATES = Path("search/candidates.yaml")
@@ -53,17 +65,18 @@ class Candidate:
 @dataclass(frozen=True)
 class Plan:
     keep: int  # finalists per budget
+    rung1_seeds: tuple[int, ...]
     finalist_seeds: tuple[int, ...]
     budgets: dict[str, int]  # name -> max params
     candidates: dict[str, Candidate]
     validation: int  # training images held out, ranked on
 
 
-def load_plan(path: Path = CANDIDATES) -> Plan:
+def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
     """The candidates, each resolved over the search recipe, validated and counted now:
     a typo or a net over its budget stops here, before anything is queued."""
     plan = yaml.safe_load(path.read_text())
-    params = load_params(SEARCH.params)
+    params = load_params(recipe)
     budgets, candidates = {}, {}
     for budget, section in plan["budgets"].items():
         budgets[budget] = section["max_params"]
@@ -81,10 +94,19 @@ def load_plan(path: Path = CANDIDATES) -> Plan:
     validation = load_steps(params)[STEP].validation
     require(
         validation > 0,
-        f"{SEARCH.params}: recipe.validation",
+        f"{recipe}: recipe.validation",
         "must hold images out: the search ranks on them",
     )
-    return Plan(plan["keep"], tuple(plan["finalist_seeds"]), budgets, candidates, validation)
+    seeds = tuple(plan["rung1_seeds"]), tuple(plan["finalist_seeds"])
+    require(not set(seeds[0]) & set(seeds[1]), f"{path}: finalist_seeds", "must not repeat rung1_seeds")
+    return Plan(plan["keep"], *seeds, budgets, candidates, validation)
+
+
+def turns(plan: Plan) -> list[str]:
+    """The candidates in queue order, the budgets taking turns: every budget's table fills
+    in as the search goes, and a search stopped early has ranked some of each."""
+    by_budget = [[c.name for c in plan.candidates.values() if c.budget == b] for b in plan.budgets]
+    return [name for round_ in zip_longest(*by_budget) for name in round_ if name]
 
 
 def hydra_value(value: Any) -> str:
@@ -271,9 +293,13 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
         (
             f"Written by `python -m mnist_budget.search` from {RUNS}. Every candidate trains on the "
             f"training images but {plan.validation:,} held out (stratified by label, the same for every "
-            f"seed) and is ranked on those (validation); rung 1 is seed 1, the best {plan.keep} of each "
-            f"budget (finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. Test accuracy is read "
-            "for finalists only, after they were chosen. Final-epoch accuracies."
+            f"seed) and is ranked on those (validation); rung 1 is seeds {', '.join(map(str, plan.rung1_seeds))}, "
+            f"the best {plan.keep} of each budget (finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. "
+            "Test accuracy is read for finalists only, after they were chosen. Final-epoch accuracies. "
+            "*n* is the seeds a row has; *std* their validation std. A candidate is *tied* with its "
+            "budget's best when its validation mean is within two standard errors of the best's, from "
+            "the seed std pooled over the budget's candidates (in each heading): the difference is "
+            "within seed noise."
         ),
         "",
     ]
@@ -287,16 +313,21 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
                 ],
                 "params": group["params"].map("{:,}".format),
                 "seeds": group["seeds"],
+                "n": group["runs"],
                 "validation mean": group["val_mean"].map("{:.2%}".format),
+                "std": group["val_std"].map(lambda v: "" if pd.isna(v) else f"{v * 100:.2f} pp"),
                 "validation min": group["val_min"].map("{:.2%}".format),
+                "versus the best": group["versus_best"],
                 "test mean": [
                     f"{m:.2%}" if n else "" for m, n in zip(group["test_mean"], group["test_count"])
                 ],
                 "test min": [f"{m:.2%}" if n else "" for m, n in zip(group["test_min"], group["test_count"])],
             }
         )
+        noise = pooled_std(group)
+        spread = f"; pooled seed std {noise * 100:.2f} pp" if np.isfinite(noise) else ""
         lines += [
-            f"## {budget} (at most {plan.budgets[budget]:,} params)",
+            f"## {budget} (at most {plan.budgets[budget]:,} params{spread})",
             "",
             shown.to_markdown(index=False),
             "",
@@ -313,7 +344,7 @@ def main() -> None:
     try:
         plan = load_plan()
         load_steps(load_params(SEARCH.params))  # the search's own params, checked before queueing
-        run_rung(plan, 1, list(plan.candidates), (1,), args.jobs)
+        run_rung(plan, 1, turns(plan), plan.rung1_seeds, args.jobs)
         chosen = finalists(read_runs(), plan.keep)
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
         record_finalist_tests(plan, chosen)

@@ -3,6 +3,7 @@ validation accuracy (and test accuracy for finalists only), and its ranking on v
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from mnist_budget.layout import Layout
@@ -18,8 +19,9 @@ def read_runs() -> pd.DataFrame:
 
 
 def ranked(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per candidate: validation (and test, where read) mean and min over its
-    seeds; per budget, candidates with more seeds first, then by validation mean."""
+    """One row per candidate: validation (and test, where read) mean, std and min over its
+    seeds, and `versus_best` (see `call_ties`); per budget, candidates with more seeds
+    first, then by validation mean."""
     summary = (
         runs.groupby(["budget", "candidate"])
         .agg(
@@ -27,6 +29,7 @@ def ranked(runs: pd.DataFrame) -> pd.DataFrame:
             seeds=("seed", lambda s: ", ".join(map(str, sorted(s)))),
             runs=("seed", "count"),
             val_mean=("val_accuracy", "mean"),
+            val_std=("val_accuracy", "std"),
             val_min=("val_accuracy", "min"),
             test_mean=("test_accuracy", "mean"),
             test_min=("test_accuracy", "min"),
@@ -34,10 +37,40 @@ def ranked(runs: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
-    return summary.sort_values(["budget", "runs", "val_mean"], ascending=[True, False, False], kind="stable")
+    summary = summary.sort_values(
+        ["budget", "runs", "val_mean"], ascending=[True, False, False], kind="stable"
+    )
+    if summary.empty:
+        return summary.assign(versus_best="", margin=np.nan)
+    return pd.concat([call_ties(group) for _, group in summary.groupby("budget", sort=False)])
+
+
+def pooled_std(summary: pd.DataFrame) -> float:
+    """The seed-to-seed std of validation accuracy, pooled over a budget's candidates with
+    2 or more seeds (each weighted by its n - 1): one candidate's 2 seeds say little about
+    its own spread, 15 candidates' together do."""
+    spread = summary[summary["runs"] >= 2]
+    dof = (spread["runs"] - 1).sum()
+    return (
+        float(np.sqrt(((spread["runs"] - 1) * spread["val_std"] ** 2).sum() / dof)) if dof else float("nan")
+    )
+
+
+def call_ties(summary: pd.DataFrame) -> pd.DataFrame:
+    """`versus_best` for one budget's candidates, ranked best first: "best", "tied" when its
+    validation mean is within two standard errors of the best's (the pooled seed std, for
+    n seeds each), else "behind"; "" when the spread is unknown (every candidate 1 seed)."""
+    sd, best = pooled_std(summary), summary.iloc[0]
+    margin = 2 * sd * np.sqrt(1 / summary["runs"] + 1 / best["runs"])
+    behind = best["val_mean"] - summary["val_mean"]
+    calls = np.where(behind <= margin, "tied", "behind") if np.isfinite(sd) else ""
+    return summary.assign(versus_best=calls, margin=margin).assign(
+        versus_best=lambda s: s["versus_best"].where(s["candidate"] != best["candidate"], "best")
+    )
 
 
 def finalists(runs: pd.DataFrame, keep: int) -> list[str]:
-    """Each budget's best `keep` candidates by rung-1 (seed 1) validation accuracy."""
-    first = runs[runs["rung"] == 1].sort_values("val_accuracy", ascending=False, kind="stable")
+    """Each budget's best `keep` candidates by their mean rung-1 validation accuracy."""
+    first = runs[runs["rung"] == 1].groupby(["budget", "candidate"], sort=False)["val_accuracy"].mean()
+    first = first.reset_index().sort_values("val_accuracy", ascending=False, kind="stable")
     return [name for _, group in first.groupby("budget") for name in group["candidate"].head(keep)]

@@ -70,6 +70,12 @@ class StepConfig:
         "what gets evaluated and saved; 0: off",
     )
     bn: bool = _key(bool, True, "batch norm after each conv")
+    bn_affine: bool = _key(
+        bool,
+        True,
+        "batch norm learns a scale and shift per channel; false: it only normalises (2 params "
+        "per channel saved, for channels elsewhere)",
+    )
     bn_order: str = _key(
         str, "after_act", "batch norm after or before the activation", ("after_act", "before_act")
     )

@@ -129,3 +129,9 @@ def test_dropout_per_step_and_per_layer():
     net = build_net(step_of(["conv 8", "conv 8 drop=0.2", "gap", "conv 10 k=1"], dropout=0.05))
     assert net[0][-1].p == 0.05 and net[1][-1].p == 0.2
     assert not any(isinstance(m, torch.nn.Dropout) for m in net[-2].modules())
+
+
+def test_batch_norm_without_affine_keeps_only_its_running_statistics():
+    row = first_layer_counts("conv 16", bn_affine=False)
+    # 1152 weights; no gamma/beta; BN running mean/var 32 non-trainable
+    assert (row["params_trainable"], row["params_non_trainable"], row["params_total"]) == (1152, 32, 1184)

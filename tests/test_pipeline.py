@@ -148,6 +148,7 @@ steps:
 """
 CANDIDATES = """\
 keep: 1
+rung1_seeds: [1]
 finalist_seeds: [2]
 budgets:
   small:
@@ -1286,7 +1287,7 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert config["augment"] == {**augment, "rotate": 10.0} and config["validation"] == 80
     table = (root / "reports/search/table.md").read_text()
     assert table.index(f"`{best}`") < min(table.index(f"`{name}`") for name in first.index if name != best)
-    assert "80 held out" in table
+    assert "80 held out" in table and "| versus the best |" in table.replace("  ", "")
     # again: everything is recorded, nothing is queued
     assert "queueing" not in run(search, root, env).stderr
     # the main report now says how its recipes were chosen

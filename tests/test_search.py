@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from mnist_budget.params import ParamsError, load_params
-from mnist_budget.search import hydra_value, load_plan, overrides
-from mnist_budget.search_results import SEARCH, STEP, finalists, ranked, read_runs
+from mnist_budget.search import hydra_value, load_plan, overrides, turns
+from mnist_budget.search_results import SEARCH, STEP, finalists, pooled_std, ranked, read_runs
 from mnist_budget.step_config import load_steps, merged
 from tests.test_pipeline import SEARCH_PARAMS
 
@@ -20,7 +20,9 @@ def plan_in(tmp_path, monkeypatch, candidates: dict):
     (tmp_path / "search").mkdir()
     (tmp_path / "search/params.yaml").write_text(SEARCH_PARAMS)
     path = tmp_path / "search/candidates.yaml"
-    path.write_text(yaml.safe_dump({"keep": 1, "finalist_seeds": [2], "budgets": candidates}))
+    path.write_text(
+        yaml.safe_dump({"keep": 1, "rung1_seeds": [1], "finalist_seeds": [2], "budgets": candidates})
+    )
     return load_plan(path)
 
 
@@ -58,30 +60,74 @@ def test_a_bad_candidate_stops_the_search_before_it_queues(tmp_path, monkeypatch
         plan_in(tmp_path, monkeypatch, {"b": {"max_params": 2000, "candidates": candidates}})
 
 
-def test_finalists_are_each_budgets_best_on_seed_1_validation():
+def test_finalists_are_each_budgets_best_on_their_mean_rung_1_validation():
     runs = pd.DataFrame(
         {
-            "budget": ["a", "a", "a", "b", "b"],
-            "candidate": ["x", "y", "z", "u", "v"],
-            "rung": [1] * 5,
-            "seed": [1] * 5,
-            "params": [1] * 5,
-            "val_accuracy": [0.90, 0.95, 0.93, 0.80, 0.85],
-            "test_accuracy": [None] * 5,
+            "budget": ["a", "a", "a", "b", "b"] * 2,
+            "candidate": ["x", "y", "z", "u", "v"] * 2,
+            "rung": [1] * 10,
+            "seed": [1] * 5 + [2] * 5,
+            "params": [1] * 10,
+            # x has the best single seed (0.96), y the best mean (0.945)
+            "val_accuracy": [0.96, 0.95, 0.93, 0.80, 0.85, 0.90, 0.94, 0.93, 0.80, 0.85],
+            "test_accuracy": [None] * 10,
         }
     )
     assert finalists(runs, keep=2) == ["y", "z", "v", "u"]
-    # more seeds rank first: a finalist's mean over 3 seeds above a single lucky seed
-    more = pd.concat([runs, runs.iloc[[2, 2]].assign(rung=2, seed=[2, 3], val_accuracy=[0.92, 0.94])])
+    # more seeds rank first: a finalist's mean over 4 seeds above a lucky pair
+    more = pd.concat([runs, runs.iloc[[2, 2]].assign(rung=2, seed=[3, 4], val_accuracy=[0.92, 0.94])])
     assert list(ranked(more).query("budget == 'a'")["candidate"]) == ["z", "y", "x"]
+
+
+def test_a_candidate_within_two_standard_errors_of_the_best_is_tied():
+    # std of each pair: x 0.02/sqrt(2), y 0.01/sqrt(2), z 0; pooled (1 dof each):
+    # sqrt((0.0002 + 0.00005 + 0) / 3) = 0.009129; the margin for 2 seeds against 2:
+    # 2 * 0.009129 * sqrt(1/2 + 1/2) = 0.018257
+    runs = pd.DataFrame(
+        {
+            "budget": ["a"] * 6,
+            "candidate": ["x", "x", "y", "y", "z", "z"],
+            "rung": [1] * 6,
+            "seed": [1, 2] * 3,
+            "params": [1] * 6,
+            "val_accuracy": [0.96, 0.94, 0.945, 0.935, 0.93, 0.93],
+            "test_accuracy": [None] * 6,
+        }
+    )
+    summary = ranked(runs).set_index("candidate")
+    assert pooled_std(summary) == pytest.approx(0.0091287, abs=1e-7)
+    assert summary["margin"].tolist() == pytest.approx([0.0182574] * 3, abs=1e-7)
+    # y is 0.01 behind x (tied); z 0.02 behind, beyond the margin
+    assert summary["versus_best"].to_dict() == {"x": "best", "y": "tied", "z": "behind"}
+    # one seed each: no spread to call ties with
+    one_seed = ranked(runs[runs["seed"] == 1]).set_index("candidate")["versus_best"]
+    assert one_seed.to_dict() == {"x": "best", "y": "", "z": ""}
+
+
+def test_rung_1_seeds_are_distinct_from_the_finalists_and_the_budgets_take_turns(tmp_path, monkeypatch):
+    budgets = {
+        "a": {"max_params": 2000, "candidates": {"a1": {}, "a2": {}, "a3": {}}},
+        "b": {"max_params": 2000, "candidates": {"b1": {}}},
+    }
+    assert turns(plan_in(tmp_path, monkeypatch, budgets)) == ["a1", "b1", "a2", "a3"]
+    path = tmp_path / "search/candidates.yaml"
+    path.write_text(
+        yaml.safe_dump({"keep": 1, "rung1_seeds": [1, 2], "finalist_seeds": [2], "budgets": budgets})
+    )
+    with pytest.raises(ParamsError, match="finalist_seeds: must not repeat rung1_seeds"):
+        load_plan(path)
 
 
 def test_the_headline_steps_are_the_search_winners_on_all_training_images():
     """params.yaml's final and tiny steps train what the search chose on validation (the
     best finalist of each budget by mean validation accuracy), on every training image."""
-    params, search = load_params(Path("params.yaml")), load_params(SEARCH.params)
-    steps, plan = load_steps(params), load_plan()
-    summary = ranked(read_runs())
+    params, steps = load_params(Path("params.yaml")), load_steps(load_params(Path("params.yaml")))
+    summary, where = ranked(read_runs()), SEARCH.params.parent
+    if not (summary["test_count"] > 0).any():  # the second search has no finalists yet
+        first = SEARCH.reports / "first"
+        summary, where = ranked(pd.read_csv(first / "runs.csv")), first
+    search = load_params(where / "params.yaml")
+    plan = load_plan(where / "candidates.yaml", where / "params.yaml")
     winners = summary[summary["test_count"] > 0].groupby("budget").head(1).set_index("budget")["candidate"]
     for role, budget in (("final", "final"), ("tiny", "tiny")):
         changes = plan.candidates[winners[budget]].changes
