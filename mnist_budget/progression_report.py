@@ -92,7 +92,7 @@ def verdict(m: dict[str, Any]) -> str:
     return f"it {accuracy}, {budget} the budget"
 
 
-def search_section(runs: pd.DataFrame, validation: int) -> list[str]:
+def search_section(runs: pd.DataFrame, validation: int, table: str) -> list[str]:
     """How the recipes were chosen: the search's finalists, ranked on validation."""
     if runs.empty:
         return []
@@ -124,7 +124,7 @@ def search_section(runs: pd.DataFrame, validation: int) -> list[str]:
             f"training images but {validation:,} held out (stratified by label, the same images for every "
             f"seed) and were ranked on those: each on {each_on}, then the best of each budget on more seeds "
             f"(successive halving, `python -m mnist_budget.search`; every run in [the search's table]"
-            f"(search/table.md)). Best by validation mean: {chosen}. Their test accuracy below was read "
+            f"({table})). Best by validation mean: {chosen}. Their test accuracy below was read "
             "only after they were chosen. The steps of this report train on all the training images and "
             "are scored on the test set."
         ),
@@ -244,11 +244,12 @@ def final_step(results: Results, headline: dict[str, Any] | None) -> str:
 def write_report(
     results: Results,
     headline: dict[str, Any] | None,
-    search: tuple[pd.DataFrame, int] | None = None,
+    search: tuple[pd.DataFrame, int, str] | None = None,
     ablation: Ablation | None = None,
     without: dict[str, list[str]] | None = None,
 ) -> str:
-    """The report; `search`: the search's runs and its held-out image count, if it ran;
+    """The report; `search`: the runs of the search that chose the recipes, its held-out
+    image count and its table (relative to reports/), if it ran;
     `ablation`: what it measured, quoted in each step's Analysis; `without`: parts of the
     net counted without (params' `without`)."""
     layout, names = results.layout, list(results.entries)

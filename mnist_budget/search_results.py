@@ -3,6 +3,9 @@ validation accuracy (and test accuracy for finalists only), and its ranking on v
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -11,11 +14,30 @@ from mnist_budget.layout import Layout
 SEARCH = Layout.of("search")
 STEP = "candidate"  # the search pipeline's one step: each experiment sets it
 RUNS = SEARCH.reports / "runs.csv"
+# The first search, kept as it ran (its candidates.yaml, params.yaml, runs.csv, table.md):
+# it chose the main recipes until the second search's finalists are chosen.
+FIRST_SEARCH = SEARCH.reports / "first"
 RUN_COLUMNS = ["budget", "candidate", "rung", "experiment", "seed", "params", "val_accuracy", "test_accuracy"]
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    runs: pd.DataFrame
+    plans: Path  # the folder of its params.yaml (recipe) and candidates.yaml
+    table: Path
 
 
 def read_runs() -> pd.DataFrame:
     return pd.read_csv(RUNS) if RUNS.is_file() else pd.DataFrame(columns=RUN_COLUMNS)
+
+
+def deciding_search() -> SearchRecord:
+    """The search the main recipes come from: the current one once it has read its
+    finalists' test accuracy, else the first (while the second is under way)."""
+    runs = read_runs()
+    if runs["test_accuracy"].notna().any() or not (FIRST_SEARCH / "runs.csv").is_file():
+        return SearchRecord(runs, SEARCH.params.parent, SEARCH.reports / "table.md")
+    return SearchRecord(pd.read_csv(FIRST_SEARCH / "runs.csv"), FIRST_SEARCH, FIRST_SEARCH / "table.md")
 
 
 def ranked(runs: pd.DataFrame) -> pd.DataFrame:

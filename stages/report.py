@@ -19,7 +19,7 @@ from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.params import load_params
 from mnist_budget.report_config import load_public_results, load_without
-from mnist_budget.search_results import RUNS, SEARCH, STEP, read_runs
+from mnist_budget.search_results import STEP, deciding_search
 from mnist_budget.step_config import load_steps
 from mnist_budget.writeup import Results, replace_report
 
@@ -33,8 +33,9 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     figures = progression_report.figure_files(results, final, load_public_results(params))
     search = ablation = None
     if layout == MAIN_LAYOUT:
-        if RUNS.is_file():  # how the main recipes were chosen
-            search = read_runs(), load_steps(load_params(SEARCH.params))[STEP].validation
+        record = deciding_search()  # how the main recipes were chosen
+        validation = load_steps(load_params(record.plans / "params.yaml"))[STEP].validation
+        search = record.runs, validation, record.table.relative_to(layout.reports).as_posix()
         # the evidence of each idea: the ablation's rows, and the recipe they measured
         effects = load_effects()
         baseline = effects["baseline"].iloc[0] if len(effects) else ""

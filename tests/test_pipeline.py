@@ -216,6 +216,9 @@ def project(tmp_path_factory):
         (root / "data").mkdir()
         (root / "reports/search").mkdir(parents=True)  # no search yet: the report says nothing of it
         (root / "reports/search/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
+        (root / "reports/search/first").mkdir()  # and no first search's record either
+        (root / "reports/search/first/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
+        (root / "reports/search/first/params.yaml").write_text(SEARCH_PARAMS)
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
         run(["git", "add", "-A"], root, env)

@@ -10,7 +10,7 @@ import yaml
 
 from mnist_budget.params import ParamsError, load_params
 from mnist_budget.search import hydra_value, load_plan, overrides, turns
-from mnist_budget.search_results import SEARCH, STEP, finalists, pooled_std, ranked, read_runs
+from mnist_budget.search_results import STEP, deciding_search, finalists, pooled_std, ranked
 from mnist_budget.step_config import load_steps, merged
 from tests.test_pipeline import SEARCH_PARAMS
 
@@ -121,13 +121,11 @@ def test_rung_1_seeds_are_distinct_from_the_finalists_and_the_budgets_take_turns
 def test_the_headline_steps_are_the_search_winners_on_all_training_images():
     """params.yaml's final and tiny steps train what the search chose on validation (the
     best finalist of each budget by mean validation accuracy), on every training image."""
-    params, steps = load_params(Path("params.yaml")), load_steps(load_params(Path("params.yaml")))
-    summary, where = ranked(read_runs()), SEARCH.params.parent
-    if not (summary["test_count"] > 0).any():  # the second search has no finalists yet
-        first = SEARCH.reports / "first"
-        summary, where = ranked(pd.read_csv(first / "runs.csv")), first
-    search = load_params(where / "params.yaml")
-    plan = load_plan(where / "candidates.yaml", where / "params.yaml")
+    params = load_params(Path("params.yaml"))
+    steps, record = load_steps(params), deciding_search()
+    search = load_params(record.plans / "params.yaml")
+    plan = load_plan(record.plans / "candidates.yaml", record.plans / "params.yaml")
+    summary = ranked(record.runs)
     winners = summary[summary["test_count"] > 0].groupby("budget").head(1).set_index("budget")["candidate"]
     for role, budget in (("final", "final"), ("tiny", "tiny")):
         changes = plan.candidates[winners[budget]].changes
