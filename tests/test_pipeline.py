@@ -270,6 +270,20 @@ def test_every_output_exists(project):
     assert not list(root.rglob("*.tmp*")), "a temporary file was left behind"
 
 
+def test_the_log_of_a_repro_has_one_line_per_epoch_and_no_bar(project):
+    """`dvc repro 2> log`: stderr is no terminal, so each training writes a line per epoch
+    of each seed (a bar's carriage returns filled such a log with 75 KB of fragments)."""
+    root, _, first = project
+    assert "\r" not in first.stderr
+    epochs = [line for line in first.stderr.splitlines() if " batches in " in line]
+    assert all(re.fullmatch(r"\S+ seed \d+ \d+/\d+: \d+/\d+ batches in \d+ s, .*", line) for line in epochs)
+    histories = [
+        *root.glob("reports/steps/*/history.csv"),
+        *root.glob("reports/ablation/steps/*/history.csv"),
+    ]
+    assert len(epochs) == sum(len(pd.read_csv(path)) for path in histories)
+
+
 def test_the_ablation_runs_before_the_report_that_quotes_it_and_keeps_no_model(project):
     root, env, first = project
     ran = [line for line in first.stdout.splitlines() if line.startswith("Running stage")]
