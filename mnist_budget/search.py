@@ -7,7 +7,8 @@ search/params.yaml's recipe, passed as `-S` overrides, trained on `rung1_seeds` 
 10,000 training images held out), the budgets taking turns, runs the queue with
 `dvc queue start -j N` and ranks each budget's candidates by mean validation accuracy
 (one seed cannot rank them: the last search's candidates spread about one recipe's seed
-range). Rung 2 trains the best `keep` of each budget on `finalist_seeds`. Every finished experiment is appended to
+range). Rung 2 trains the best `keep` of each budget, and its `incumbent` (today's recipe)
+whatever its rank, on `finalist_seeds`: every challenger meets it on the same seeds. Every finished experiment is appended to
 reports/search/runs.csv as it arrives, and reports/search/table.md is rewritten: the test
 accuracy is read and shown for finalists only, after they were chosen. Run it again to
 resume: candidates already in runs.csv are not trained again.
@@ -41,6 +42,7 @@ from mnist_budget.search_results import (
     RUNS,
     SEARCH,
     STEP,
+    adopted,
     finalists,
     pooled_std,
     ranked,
@@ -64,12 +66,13 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Plan:
-    keep: int  # finalists per budget
+    keep: int  # finalists per budget, besides its incumbent
     rung1_seeds: tuple[int, ...]
     finalist_seeds: tuple[int, ...]
     budgets: dict[str, int]  # name -> max params
     candidates: dict[str, Candidate]
     validation: int  # training images held out, ranked on
+    incumbents: dict[str, str]  # budget -> the candidate that is today's recipe
 
 
 def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
@@ -99,7 +102,14 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
     )
     seeds = tuple(plan["rung1_seeds"]), tuple(plan["finalist_seeds"])
     require(not set(seeds[0]) & set(seeds[1]), f"{path}: finalist_seeds", "must not repeat rung1_seeds")
-    return Plan(plan["keep"], *seeds, budgets, candidates, validation)
+    incumbents = plan.get("incumbents") or {}
+    for budget, name in incumbents.items():
+        require(
+            name in candidates and candidates[name].budget == budget,
+            f"{path}: incumbents.{budget}",
+            f"{name!r} is no candidate of the {budget} budget",
+        )
+    return Plan(plan["keep"], *seeds, budgets, candidates, validation, incumbents)
 
 
 def turns(plan: Plan) -> list[str]:
@@ -294,7 +304,7 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
             f"Written by `python -m mnist_budget.search` from {RUNS}. Every candidate trains on the "
             f"training images but {plan.validation:,} held out (stratified by label, the same for every "
             f"seed) and is ranked on those (validation); rung 1 is seeds {', '.join(map(str, plan.rung1_seeds))}, "
-            f"the best {plan.keep} of each budget (finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. "
+            f"the best {plan.keep} of each budget and its incumbent (today's recipe; finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. "
             "Test accuracy is read for finalists only, after they were chosen. Final-epoch accuracies. "
             "*n* is the seeds a row has; *std* their validation std. A candidate is *tied* with its "
             "budget's best when its validation mean is within two standard errors of the best's, from "
@@ -303,6 +313,7 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
         ),
         "",
     ]
+    choice = adopted(summary, plan.incumbents)
     for budget, group in summary.groupby("budget", sort=False):
         shown = pd.DataFrame(
             {
@@ -331,6 +342,7 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
             "",
             shown.to_markdown(index=False),
             "",
+            *([f"Adopted: `{choice[budget][0]}`, {choice[budget][1]}.", ""] if budget in choice else []),
         ]
     return "\n".join(lines)
 
@@ -345,7 +357,7 @@ def main() -> None:
         plan = load_plan()
         load_steps(load_params(SEARCH.params))  # the search's own params, checked before queueing
         run_rung(plan, 1, turns(plan), plan.rung1_seeds, args.jobs)
-        chosen = finalists(read_runs(), plan.keep)
+        chosen = finalists(read_runs(), plan.keep, plan.incumbents)
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
         record_finalist_tests(plan, chosen)
         run_rung(plan, 2, chosen, plan.finalist_seeds, args.jobs)

@@ -91,8 +91,47 @@ def call_ties(summary: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def finalists(runs: pd.DataFrame, keep: int) -> list[str]:
-    """Each budget's best `keep` candidates by their mean rung-1 validation accuracy."""
+def finalists(runs: pd.DataFrame, keep: int, incumbents: dict[str, str] | None = None) -> list[str]:
+    """Each budget's best `keep` candidates by their mean rung-1 validation accuracy, then
+    its incumbent if it is not among them."""
     first = runs[runs["rung"] == 1].groupby(["budget", "candidate"], sort=False)["val_accuracy"].mean()
     first = first.reset_index().sort_values("val_accuracy", ascending=False, kind="stable")
-    return [name for _, group in first.groupby("budget") for name in group["candidate"].head(keep)]
+    chosen = []
+    for budget, group in first.groupby("budget"):
+        best = list(group["candidate"].head(keep))
+        incumbent = (incumbents or {}).get(budget)
+        chosen += best + ([incumbent] if incumbent in set(group["candidate"]) - set(best) else [])
+    return chosen
+
+
+def adopted(summary: pd.DataFrame, incumbents: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Per budget whose finalists are scored, the recipe to train and why: the best finalist
+    by validation mean if it beats the incumbent (today's recipe) on the same seeds on
+    validation mean and on test mean and min, else the incumbent; with no incumbent, the
+    best finalist."""
+    chosen = {}
+    for budget, group in summary[summary["test_count"] > 0].groupby("budget", sort=False):
+        best = group.iloc[0]
+        name = incumbents.get(budget)
+        if name is None or name == best["candidate"]:
+            chosen[budget] = best["candidate"], "the best finalist on validation"
+            continue
+        today = group.set_index("candidate").loc[name]
+        beaten = [
+            what
+            for what, key in (
+                ("validation mean", "val_mean"),
+                ("test mean", "test_mean"),
+                ("test min", "test_min"),
+            )
+            if not best[key] > today[key]
+        ]
+        chosen[budget] = (
+            (best["candidate"], f"beats the incumbent `{name}` on validation mean, test mean and test min")
+            if not beaten
+            else (
+                name,
+                f"the incumbent: the best finalist `{best['candidate']}` does not beat it on {', '.join(beaten)}",
+            )
+        )
+    return chosen

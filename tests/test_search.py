@@ -10,7 +10,7 @@ import yaml
 
 from mnist_budget.params import ParamsError, load_params
 from mnist_budget.search import hydra_value, load_plan, overrides, turns
-from mnist_budget.search_results import STEP, deciding_search, finalists, pooled_std, ranked
+from mnist_budget.search_results import STEP, adopted, deciding_search, finalists, pooled_std, ranked
 from mnist_budget.step_config import load_steps, merged
 from tests.test_pipeline import SEARCH_PARAMS
 
@@ -74,9 +74,36 @@ def test_finalists_are_each_budgets_best_on_their_mean_rung_1_validation():
         }
     )
     assert finalists(runs, keep=2) == ["y", "z", "v", "u"]
+    # today's recipe meets the challengers on the finalists' seeds, whatever its rank
+    assert finalists(runs, keep=1, incumbents={"a": "x", "b": "v"}) == ["y", "x", "v"]
     # more seeds rank first: a finalist's mean over 4 seeds above a lucky pair
     more = pd.concat([runs, runs.iloc[[2, 2]].assign(rung=2, seed=[3, 4], val_accuracy=[0.92, 0.94])])
     assert list(ranked(more).query("budget == 'a'")["candidate"]) == ["z", "y", "x"]
+
+
+def test_a_challenger_is_adopted_only_if_it_beats_the_incumbent_on_validation_and_test():
+    def finalists_scoring(val, test):  # two candidates, 2 seeds each: x the incumbent
+        return pd.DataFrame(
+            {
+                "budget": ["a"] * 4,
+                "candidate": ["x", "x", "y", "y"],
+                "rung": [1] * 4,
+                "seed": [1, 2] * 2,
+                "params": [1] * 4,
+                "val_accuracy": val,
+                "test_accuracy": test,
+            }
+        )
+
+    better = finalists_scoring([0.95, 0.95, 0.96, 0.96], [0.95, 0.95, 0.96, 0.955])
+    assert adopted(ranked(better), {"a": "x"})["a"][0] == "y"
+    # y's test mean is higher, its test min lower than x's: x stays
+    lower_min = finalists_scoring([0.95, 0.95, 0.96, 0.96], [0.95, 0.95, 0.99, 0.94])
+    assert adopted(ranked(lower_min), {"a": "x"})["a"] == (
+        "x",
+        "the incumbent: the best finalist `y` does not beat it on test min",
+    )
+    assert adopted(ranked(lower_min), {})["a"][0] == "y"  # no incumbent: the best on validation
 
 
 def test_a_candidate_within_two_standard_errors_of_the_best_is_tied():
@@ -116,6 +143,19 @@ def test_rung_1_seeds_are_distinct_from_the_finalists_and_the_budgets_take_turns
     )
     with pytest.raises(ParamsError, match="finalist_seeds: must not repeat rung1_seeds"):
         load_plan(path)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "keep": 1,
+                "rung1_seeds": [1],
+                "finalist_seeds": [2],
+                "budgets": budgets,
+                "incumbents": {"a": "b1"},
+            }
+        )
+    )
+    with pytest.raises(ParamsError, match="incumbents.a: 'b1' is no candidate of the a budget"):
+        load_plan(path)
 
 
 def test_the_headline_steps_are_the_search_winners_on_all_training_images():
@@ -126,7 +166,8 @@ def test_the_headline_steps_are_the_search_winners_on_all_training_images():
     search = load_params(record.plans / "params.yaml")
     plan = load_plan(record.plans / "candidates.yaml", record.plans / "params.yaml")
     summary = ranked(record.runs)
-    winners = summary[summary["test_count"] > 0].groupby("budget").head(1).set_index("budget")["candidate"]
+    incumbents = yaml.safe_load((record.plans / "candidates.yaml").read_text()).get("incumbents") or {}
+    winners = {budget: name for budget, (name, _) in adopted(summary, incumbents).items()}
     for role, budget in (("final", "final"), ("tiny", "tiny")):
         changes = plan.candidates[winners[budget]].changes
         chosen = load_steps({**search, "steps": {STEP: merged(search["steps"][STEP], changes)}})[STEP]
