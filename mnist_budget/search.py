@@ -1,17 +1,18 @@
 """The recipe search: successive halving over `dvc exp run --queue`, ranked on validation.
 
-    python -m mnist_budget.search [--jobs N]
+    python -m mnist_budget.search [--jobs N]   # N: experiments at once (default cores / seeds)
 
 Rung 1 queues one experiment per candidate of search/candidates.yaml (its changes over
 search/params.yaml's recipe, passed as `-S` overrides, trained on `rung1_seeds` with
 10,000 training images held out), the budgets taking turns, runs the queue with
-`dvc queue start -j N` and ranks each budget's candidates by mean validation accuracy
-(one seed cannot rank them: the last search's candidates spread about one recipe's seed
-range). Rung 2 trains the best `keep` of each budget, and its `incumbent` (today's recipe)
-whatever its rank, on `finalist_seeds`: every challenger meets it on the same seeds. Every finished experiment is appended to
-reports/search/runs.csv as it arrives, and reports/search/table.md is rewritten: the test
-accuracy is read and shown for finalists only, after they were chosen. Run it again to
-resume: candidates already in runs.csv are not trained again.
+`dvc queue start -j N` (one training per core) and ranks each budget's candidates by mean
+validation accuracy (one seed cannot rank them: the first search's candidates spread about
+one recipe's seed range). Rung 2 trains the best `keep` of each budget, and its `incumbent`
+(today's recipe) whatever its rank, on `finalist_seeds`: every challenger meets it on the
+same seeds. Every finished experiment is appended to reports/search/runs.csv as it arrives,
+and reports/search/table.md is rewritten: the test accuracy is read and shown for finalists
+only, after they were chosen. Run it again to resume: candidates already in runs.csv are
+not trained again.
 """
 
 from __future__ import annotations
@@ -350,17 +351,25 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="queue workers (one thread each)"
+        "--jobs",
+        type=int,
+        default=0,
+        help="experiments run at once, each training its seeds side by side (default: cores / seeds)",
     )
     args = parser.parse_args()
+
+    def jobs(seeds: tuple[int, ...]) -> int:
+        # one training per core: an experiment's seeds already train side by side
+        return args.jobs or max(1, (os.cpu_count() or 1) // len(seeds))
+
     try:
         plan = load_plan()
         load_steps(load_params(SEARCH.params))  # the search's own params, checked before queueing
-        run_rung(plan, 1, turns(plan), plan.rung1_seeds, args.jobs)
+        run_rung(plan, 1, turns(plan), plan.rung1_seeds, jobs(plan.rung1_seeds))
         chosen = finalists(read_runs(), plan.keep, plan.incumbents)
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
         record_finalist_tests(plan, chosen)
-        run_rung(plan, 2, chosen, plan.finalist_seeds, args.jobs)
+        run_rung(plan, 2, chosen, plan.finalist_seeds, jobs(plan.finalist_seeds))
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
