@@ -32,10 +32,13 @@ def read_runs() -> pd.DataFrame:
 
 
 def deciding_search() -> SearchRecord:
-    """The search the main recipes come from: the current one once it has read its
-    finalists' test accuracy, else the first (while the second is under way)."""
+    """The search the main recipes come from: the current one once every finalist (a
+    candidate whose test accuracy was read) has trained on the finalists' seeds, else the
+    first (while the second is under way)."""
     runs = read_runs()
-    if runs["test_accuracy"].notna().any() or not (FIRST_SEARCH / "runs.csv").is_file():
+    scored = set(runs.loc[runs["test_accuracy"].notna(), "candidate"])
+    decided = bool(scored) and scored == set(runs.loc[runs["rung"] == 2, "candidate"])
+    if decided or not (FIRST_SEARCH / "runs.csv").is_file():
         return SearchRecord(runs, SEARCH.params.parent, SEARCH.reports / "table.md")
     return SearchRecord(pd.read_csv(FIRST_SEARCH / "runs.csv"), FIRST_SEARCH, FIRST_SEARCH / "table.md")
 

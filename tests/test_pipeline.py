@@ -735,12 +735,17 @@ def training_workers(pid: int) -> list[int]:
     return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
+# A training the test stops: 500 epochs of the synthetic data ran out within the Ctrl-C
+# test's 65 s on CI once a log got a line per epoch instead of a bar.
+UNENDING_EPOCHS = 100_000
+
+
 def test_sigterm_to_a_train_stage_stops_its_workers_and_keeps_the_outputs(project):
     root, env, _ = project
     before, outputs = tracked_state(root, env), output_bytes(root)
     config = root / "reports/configs/tiny-a.json"
     original = config.read_text()
-    config.write_text(json.dumps({**json.loads(original), "epochs": 500}))  # long enough to stop
+    config.write_text(json.dumps({**json.loads(original), "epochs": UNENDING_EPOCHS}))
     # the progress bars to a file, not a pipe nobody reads: they came to 65,205 bytes here, at
     # the 64 KiB a pipe holds; a full pipe blocks the workers' writes and the stage then missed
     # the 60 s below on CI, as if it ignored SIGTERM
@@ -1114,7 +1119,7 @@ def test_ctrl_c_stops_a_train_stage_with_one_line(project):
     outputs = output_bytes(root)
     config = root / "reports/configs/tiny-a.json"
     original = config.read_text()
-    config.write_text(json.dumps({**json.loads(original), "epochs": 500}))
+    config.write_text(json.dumps({**json.loads(original), "epochs": UNENDING_EPOCHS}))
     log = root.parent / "ctrl-c-stage.log"
     try:
         with open(log, "w") as stderr:  # a file: see the SIGTERM test
