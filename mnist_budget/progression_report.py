@@ -94,12 +94,10 @@ def verdict(m: dict[str, Any]) -> str:
 
 def search_section(runs: pd.DataFrame, validation: int, table: str) -> list[str]:
     """How the recipes were chosen: the search's finalists, ranked on validation."""
-    if runs.empty:
-        return []
     summary = ranked(runs)
     finalists = summary[summary["test_count"] > 0]
     if finalists.empty:
-        return []  # a search under way has chosen nothing yet
+        return []  # no search yet, or one under way that has chosen nothing
     best = finalists.groupby("budget", sort=False).head(1)
     first_seeds = sorted(runs.loc[runs["rung"] == 1, "seed"].unique())
     each_on = f"seed{'s' if len(first_seeds) > 1 else ''} {', '.join(map(str, first_seeds))}"

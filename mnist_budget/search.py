@@ -43,6 +43,7 @@ from mnist_budget.search_results import (
     RUNS,
     SEARCH,
     STEP,
+    TABLE,
     adopted,
     finalists,
     pooled_std,
@@ -52,7 +53,6 @@ from mnist_budget.search_results import (
 from mnist_budget.step_config import load_steps, merged
 
 CANDIDATES = Path("search/candidates.yaml")
-TABLE = SEARCH.reports / "table.md"
 POLL_SECONDS = 30  # between looks at the finished experiments
 REPORT_SECONDS = 300  # between progress lines when nothing finished
 

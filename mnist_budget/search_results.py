@@ -14,6 +14,7 @@ from mnist_budget.layout import Layout
 SEARCH = Layout.of("search")
 STEP = "candidate"  # the search pipeline's one step: each experiment sets it
 RUNS = SEARCH.reports / "runs.csv"
+TABLE = SEARCH.reports / "table.md"
 # The first search, kept as it ran (its candidates.yaml, params.yaml, runs.csv, table.md):
 # it chose the main recipes until the second search's finalists are chosen.
 FIRST_SEARCH = SEARCH.reports / "first"
@@ -38,9 +39,10 @@ def deciding_search() -> SearchRecord:
     runs = read_runs()
     scored = set(runs.loc[runs["test_accuracy"].notna(), "candidate"])
     decided = bool(scored) and scored == set(runs.loc[runs["rung"] == 2, "candidate"])
-    if decided or not (FIRST_SEARCH / "runs.csv").is_file():
-        return SearchRecord(runs, SEARCH.params.parent, SEARCH.reports / "table.md")
-    return SearchRecord(pd.read_csv(FIRST_SEARCH / "runs.csv"), FIRST_SEARCH, FIRST_SEARCH / "table.md")
+    if decided or not (FIRST_SEARCH / RUNS.name).is_file():
+        return SearchRecord(runs, SEARCH.params.parent, TABLE)
+    first = FIRST_SEARCH / RUNS.name
+    return SearchRecord(pd.read_csv(first), FIRST_SEARCH, FIRST_SEARCH / TABLE.name)
 
 
 def ranked(runs: pd.DataFrame) -> pd.DataFrame:

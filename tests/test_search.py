@@ -175,8 +175,7 @@ def test_the_headline_steps_are_the_search_winners_on_all_training_images():
     search = load_params(record.plans / "params.yaml")
     plan = load_plan(record.plans / "candidates.yaml", record.plans / "params.yaml")
     summary = ranked(record.runs)
-    incumbents = yaml.safe_load((record.plans / "candidates.yaml").read_text()).get("incumbents") or {}
-    winners = {budget: name for budget, (name, _) in adopted(summary, incumbents).items()}
+    winners = {budget: name for budget, (name, _) in adopted(summary, plan.incumbents).items()}
     for role, budget in (("final", "final"), ("tiny", "tiny")):
         changes = plan.candidates[winners[budget]].changes
         chosen = load_steps({**search, "steps": {STEP: merged(search["steps"][STEP], changes)}})[STEP]
