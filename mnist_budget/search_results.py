@@ -91,9 +91,8 @@ def call_ties(summary: pd.DataFrame) -> pd.DataFrame:
     margin = 2 * sd * np.sqrt(1 / summary["runs"] + 1 / best["runs"])
     behind = best["val_mean"] - summary["val_mean"]
     calls = np.where(behind <= margin, "tied", "behind") if np.isfinite(sd) else ""
-    return summary.assign(versus_best=calls, margin=margin).assign(
-        versus_best=lambda s: s["versus_best"].where(s["candidate"] != best["candidate"], "best")
-    )
+    calls = np.where(summary["candidate"] == best["candidate"], "best", calls)
+    return summary.assign(versus_best=calls, margin=margin)
 
 
 def finalists(runs: pd.DataFrame, keep: int, incumbents: dict[str, str] | None = None) -> list[str]:
