@@ -11,7 +11,7 @@ one recipe's seed range). Rung 2 trains the best `keep` of each budget, and its 
 (today's recipe) whatever its rank, on `finalist_seeds`: every challenger meets it on the
 same seeds. Every finished experiment is appended to reports/search/runs.csv as it arrives,
 and reports/search/table.md is rewritten: the test accuracy is read and shown for finalists
-only, after they were chosen. Run it again to resume: candidates already in runs.csv are
+only, after they were chosen (rung 1's waits in reports/search/rung1_tests.csv). Run it again to resume: candidates already in runs.csv are
 not trained again.
 """
 
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
@@ -40,7 +41,9 @@ from mnist_budget.nets import build_net
 from mnist_budget.params import load_params, require
 from mnist_budget.search_results import (
     RUN_COLUMNS,
+    RUNG1_TESTS,
     RUNS,
+    SEALED_COLUMNS,
     SEARCH,
     STEP,
     TABLE,
@@ -48,6 +51,7 @@ from mnist_budget.search_results import (
     finalists,
     pooled_std,
     ranked,
+    read_rung1_tests,
     read_runs,
 )
 from mnist_budget.step_config import load_steps, merged
@@ -203,8 +207,8 @@ def write_runs(runs: pd.DataFrame, plan: Plan) -> None:
     write_text(TABLE, table(runs, plan))
 
 
-def rows_of(candidate: Candidate, rung: int, metrics: dict, with_test: bool) -> list[dict]:
-    """One row per seed of an experiment; its test accuracy only for a finalist."""
+def rows_of(candidate: Candidate, rung: int, metrics: dict) -> list[dict]:
+    """One row per seed of an experiment, with its test accuracy."""
     val = metrics["validation_accuracy"]["per_seed"]
     test = metrics["test_accuracy"]["per_seed"]
     return [
@@ -216,38 +220,49 @@ def rows_of(candidate: Candidate, rung: int, metrics: dict, with_test: bool) -> 
             "seed": int(seed),
             "params": metrics["params_total"],
             "val_accuracy": val[seed],
-            "test_accuracy": test[seed] if with_test else None,
+            "test_accuracy": test[seed],
         }
         for seed in val
     ]
 
 
-def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jobs: int) -> None:
-    """Queue `names` (skipping those already in runs.csv), run the queue, and record each
-    experiment as it finishes."""
-    runs = read_runs()
-    done = set(runs.loc[runs["rung"] == rung, "candidate"])
-    todo = [name for name in names if name not in done]
-    if not todo:
-        return
+def seal(rows: list[dict]) -> list[dict]:
+    """Rung 1's rows with their test accuracy moved to RUNG1_TESTS (kept, not shown: read
+    into runs.csv for the finalists only, once chosen)."""
+    sealed = pd.DataFrame(rows, columns=RUN_COLUMNS)[SEALED_COLUMNS]
+    kept = read_rung1_tests()
+    kept = kept[
+        ~kept.set_index(["experiment", "seed"]).index.isin(sealed.set_index(["experiment", "seed"]).index)
+    ]
+    with atomic_path(RUNG1_TESTS) as tmp:
+        pd.concat([kept, sealed]).sort_values(["experiment", "seed"])[SEALED_COLUMNS].to_csv(tmp, index=False)
+    return [{**row, "test_accuracy": None} for row in rows]
+
+
+def queue(plan: Plan, names: list[str], rung: int, seeds: tuple[int, ...], jobs: int) -> None:
+    """Queue the experiments of `names` not finished, queued or running yet, and start the queue."""
     finished, states = experiment_metrics(), queue_states()
-    for name in todo:
-        if experiment_name(name, rung) not in finished and states.get(experiment_name(name, rung)) not in (
-            "Queued",
-            "Running",
-        ):
-            print(f"search: queueing {experiment_name(name, rung)} (seeds {list(seeds)})", file=sys.stderr)
+    for name in names:
+        experiment = experiment_name(name, rung)
+        if experiment not in finished and states.get(experiment) not in ("Queued", "Running"):
+            print(f"search: queueing {experiment} (seeds {list(seeds)})", file=sys.stderr)
             dvc(
                 "exp",
                 "run",
                 "--queue",
                 f"{SEARCH.params.parent}/dvc.yaml",
                 "-n",
-                experiment_name(name, rung),
+                experiment,
                 *overrides(plan.candidates[name], seeds),
             )
     start_queue(jobs)
-    started = last_line = time.monotonic()
+
+
+def finishing(names: list[str], rung: int) -> Iterator[tuple[str, dict]]:
+    """Each of `names` with its experiment's metrics, as it finishes, with a progress line
+    when one finishes or every REPORT_SECONDS."""
+    todo, started = list(names), time.monotonic()
+    last_line = started
     while todo:
         count = len(todo)
         finished, states = experiment_metrics(), queue_states()
@@ -256,12 +271,8 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
             if states.get(experiment) == "Failed":
                 raise StageError(f"search: {experiment} failed; see `dvc queue logs {experiment}`")
             if experiment in finished:
-                rows = rows_of(plan.candidates[name], rung, finished[experiment], with_test=rung > 1)
-                runs = pd.concat([read_runs(), pd.DataFrame(rows)], ignore_index=True)
-                write_runs(runs, plan)
                 todo.remove(name)
-                scores = ", ".join(f"{row['val_accuracy']:.2%} (seed {row['seed']})" for row in rows)
-                print(f"search: {experiment} done, validation {scores} -> {RUNS}", file=sys.stderr)
+                yield name, finished[experiment]
         if todo:
             now = time.monotonic()
             if len(todo) < count or now - last_line >= REPORT_SECONDS:
@@ -273,19 +284,71 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
             time.sleep(POLL_SECONDS)
 
 
-def record_finalist_tests(plan: Plan, names: list[str]) -> None:
-    """The finalists' rung-1 test accuracy, read now that they are chosen."""
+def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jobs: int) -> None:
+    """Queue `names` (skipping those already in runs.csv), run the queue, and record each
+    experiment as it finishes."""
+    runs = read_runs()
+    done = set(runs.loc[runs["rung"] == rung, "candidate"])
+    todo = [name for name in names if name not in done]
+    if not todo:
+        return
+    queue(plan, todo, rung, seeds, jobs)
+    for name, metrics in finishing(todo, rung):
+        rows = rows_of(plan.candidates[name], rung, metrics)
+        rows = seal(rows) if rung == 1 else rows
+        write_runs(pd.concat([read_runs(), pd.DataFrame(rows)], ignore_index=True), plan)
+        scores = ", ".join(f"{row['val_accuracy']:.2%} (seed {row['seed']})" for row in rows)
+        print(f"search: {experiment_name(name, rung)} done, validation {scores} -> {RUNS}", file=sys.stderr)
+
+
+def seal_finished(plan: Plan) -> None:
+    """Seal the test accuracy of rung-1 experiments recorded before RUNG1_TESTS kept it
+    (from their `dvc exp` refs, while this session still has them)."""
     runs, finished = read_runs(), experiment_metrics()
-    for name in names:
-        mask = (runs["candidate"] == name) & (runs["rung"] == 1)
-        if runs.loc[mask, "test_accuracy"].notna().all():
-            continue
-        experiment = experiment_name(name, 1)
-        if experiment not in finished:
-            raise StageError(f"search: {experiment}'s experiment is gone (`dvc exp show`); rerun it")
-        test = finished[experiment]["test_accuracy"]["per_seed"]
-        runs.loc[mask, "test_accuracy"] = [test[str(seed)] for seed in runs.loc[mask, "seed"]]
+    known = set(read_rung1_tests()["experiment"])
+    for experiment in set(runs.loc[runs["rung"] == 1, "experiment"]) - known:
+        name = runs.loc[runs["experiment"] == experiment, "candidate"].iloc[0]
+        if experiment in finished and name in plan.candidates:
+            seal(rows_of(plan.candidates[name], 1, finished[experiment]))
+
+
+def record_finalist_tests(plan: Plan, names: list[str], jobs: int) -> None:
+    """The finalists' rung-1 test accuracy, read now that they are chosen: from RUNG1_TESTS,
+    or for an experiment of before it whose ref is gone, by training it again (the same
+    seeds, so the same validation accuracy: the log says whether it is)."""
+    runs = read_runs()
+    untested = [name for name in names if runs.loc[rung1(runs, name), "test_accuracy"].isna().any()]
+    sealed = set(read_rung1_tests()["experiment"])
+    lost = [name for name in untested if experiment_name(name, 1) not in sealed]
+    if lost:
+        print(
+            f"search: {', '.join(lost)}: rung-1 test accuracy never kept and the experiments are gone "
+            "(`dvc exp` refs do not outlive a session); training them again",
+            file=sys.stderr,
+        )
+        for name in lost:  # each on the seeds it has in runs.csv
+            queue(plan, [name], 1, tuple(runs.loc[rung1(runs, name), "seed"]), jobs)
+        for name, metrics in finishing(lost, 1):
+            rows = pd.DataFrame(rows_of(plan.candidates[name], 1, metrics)).set_index("seed")
+            recorded = runs.loc[rung1(runs, name)].set_index("seed")["val_accuracy"]
+            same = rows["val_accuracy"].reindex(recorded.index).equals(recorded)
+            print(
+                f"search: {name}-r1 again: validation accuracy {'the same as' if same else 'NOT the same as'} "
+                f"recorded ({', '.join(f'{v:.2%}' for v in rows['val_accuracy'])})",
+                file=sys.stderr,
+            )
+            seal(rows.reset_index().to_dict("records"))
+    tests = read_rung1_tests().set_index(["experiment", "seed"])["test_accuracy"]
+    for name in untested:
+        mask = rung1(runs, name)
+        runs.loc[mask, "test_accuracy"] = [
+            tests[(experiment_name(name, 1), seed)] for seed in runs.loc[mask, "seed"]
+        ]
     write_runs(runs, plan)
+
+
+def rung1(runs: pd.DataFrame, name: str) -> pd.Series:
+    return (runs["candidate"] == name) & (runs["rung"] == 1)
 
 
 def changes_text(changes: dict[str, Any]) -> str:
@@ -365,10 +428,11 @@ def main() -> None:
     try:
         plan = load_plan()
         load_steps(load_params(SEARCH.params))  # the search's own params, checked before queueing
+        seal_finished(plan)
         run_rung(plan, 1, turns(plan), plan.rung1_seeds, jobs(plan.rung1_seeds))
         chosen = finalists(read_runs(), plan.keep, plan.incumbents)
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
-        record_finalist_tests(plan, chosen)
+        record_finalist_tests(plan, chosen, jobs(plan.rung1_seeds))
         run_rung(plan, 2, chosen, plan.finalist_seeds, jobs(plan.finalist_seeds))
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)

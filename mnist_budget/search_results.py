@@ -18,6 +18,10 @@ TABLE = SEARCH.reports / "table.md"
 # The first search, kept as it ran (its candidates.yaml, params.yaml, runs.csv, table.md):
 # it chose the main recipes until the second search's finalists are chosen.
 FIRST_SEARCH = SEARCH.reports / "first"
+# Rung 1's test accuracies, committed as each experiment finishes (a session's `dvc exp`
+# refs do not outlive it) and kept out of runs.csv and the table until a finalist is chosen.
+RUNG1_TESTS = SEARCH.reports / "rung1_tests.csv"
+SEALED_COLUMNS = ["experiment", "seed", "test_accuracy"]
 RUN_COLUMNS = ["budget", "candidate", "rung", "experiment", "seed", "params", "val_accuracy", "test_accuracy"]
 
 
@@ -30,6 +34,10 @@ class SearchRecord:
 
 def read_runs() -> pd.DataFrame:
     return pd.read_csv(RUNS) if RUNS.is_file() else pd.DataFrame(columns=RUN_COLUMNS)
+
+
+def read_rung1_tests() -> pd.DataFrame:
+    return pd.read_csv(RUNG1_TESTS) if RUNG1_TESTS.is_file() else pd.DataFrame(columns=SEALED_COLUMNS)
 
 
 def deciding_search() -> SearchRecord:

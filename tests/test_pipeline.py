@@ -1312,6 +1312,30 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert "80 held out" in table and "| versus the best |" in table.replace("  ", "")
     # again: everything is recorded, nothing is queued
     assert "queueing" not in run(search, root, env).stderr
+    # rung 1's test accuracies are kept as they arrive, so they outlive the experiments
+    sealed = pd.read_csv(root / "reports/search/rung1_tests.csv")
+    assert sorted(sealed["experiment"]) == sorted(f"{name}-r1" for name in first.index)
+    scored = runs.loc[(runs["candidate"] == best) & (runs["rung"] == 1), "test_accuracy"].tolist()
+    assert sealed.loc[sealed["experiment"] == f"{best}-r1", "test_accuracy"].tolist() == scored
+    # a new session: no `dvc exp` refs, the finalist's rung-1 test not yet read into runs.csv
+    for ref in run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], root, env).stdout.split():
+        if not ref.startswith(("refs/exps/celery/", "refs/exps/exec/")):  # the queue's own
+            run(["git", "update-ref", "-d", ref], root, env)
+    runs.loc[runs["rung"] == 1, "test_accuracy"] = None
+    runs.to_csv(root / "reports/search/runs.csv", index=False)
+    log = run(search, root, env).stderr
+    assert "queueing" not in log  # read from rung1_tests.csv
+    again = pd.read_csv(root / "reports/search/runs.csv")
+    assert again.loc[(again["candidate"] == best) & (again["rung"] == 1), "test_accuracy"].tolist() == scored
+    # and a search from before rung1_tests.csv: the finalist trains again, to the same numbers
+    runs.to_csv(root / "reports/search/runs.csv", index=False)
+    sealed[sealed["experiment"] != f"{best}-r1"].to_csv(root / "reports/search/rung1_tests.csv", index=False)
+    log = run(search, root, env).stderr
+    assert (
+        f"queueing {best}-r1" in log and f"{best}-r1 again: validation accuracy the same as recorded" in log
+    )
+    again = pd.read_csv(root / "reports/search/runs.csv")
+    assert again.loc[(again["candidate"] == best) & (again["rung"] == 1), "test_accuracy"].tolist() == scored
     # the main report now says how its recipes were chosen
     assert "reports/search/runs.csv" in str(run(["dvc", "status"], root, env).stdout)
     run(["dvc", "repro"], root, env)
