@@ -357,6 +357,16 @@ def changes_text(changes: dict[str, Any]) -> str:
     return "; ".join(f"`{key}: {json.dumps(value)}`" for key, value in changes.items())
 
 
+def verdict(runs: pd.DataFrame, group: pd.DataFrame) -> str:
+    """ "Adopted" once every finalist of the budget (`group`) has trained on the finalist
+    seeds; until then the choice is on rung 1's seeds only, and says so."""
+    scored = set(group.loc[group["test_count"] > 0, "candidate"])
+    complete = scored & set(runs.loc[runs["rung"] == 2, "candidate"])
+    if complete == scored:
+        return "Adopted"
+    return f"Leading while rung 2 runs ({len(complete)} of {len(scored)} finalists on every seed)"
+
+
 def table(runs: pd.DataFrame, plan: Plan) -> str:
     """The search's table, per budget: validation mean and min over each candidate's
     seeds, best first; test accuracy for finalists only."""
@@ -406,7 +416,11 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
             "",
             shown.to_markdown(index=False),
             "",
-            *([f"Adopted: `{choice[budget][0]}`, {choice[budget][1]}.", ""] if budget in choice else []),
+            *(
+                [f"{verdict(runs, group)}: `{choice[budget][0]}`, {choice[budget][1]}.", ""]
+                if budget in choice
+                else []
+            ),
         ]
     return "\n".join(lines)
 

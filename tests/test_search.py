@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mnist_budget.params import ParamsError, load_params
-from mnist_budget.search import hydra_value, load_plan, overrides, turns
+from mnist_budget.search import hydra_value, load_plan, overrides, table, turns
 from mnist_budget.search_results import (
     FIRST_SEARCH,
     RUNS,
@@ -113,6 +113,30 @@ def test_a_challenger_is_adopted_only_if_it_beats_the_incumbent_on_validation_an
         "the incumbent: the best finalist `y` does not beat it on test min",
     )
     assert adopted(ranked(lower_min), {})["a"][0] == "y"  # no incumbent: the best on validation
+
+
+def test_the_table_says_adopted_only_once_every_finalist_has_its_finalist_seeds(tmp_path, monkeypatch):
+    plan = plan_in(
+        tmp_path, monkeypatch, {"a": {"max_params": 2000, "candidates": {"x": {}, "y": {}, "z": {}}}}
+    )
+    rung1 = pd.DataFrame(
+        {
+            "budget": ["a"] * 3,
+            "candidate": ["x", "y", "z"],
+            "rung": [1] * 3,
+            "seed": [1] * 3,
+            "params": [1] * 3,
+            "val_accuracy": [0.96, 0.95, 0.94],
+            "test_accuracy": [0.96, 0.95, None],  # x and y the finalists, their test read
+        }
+    )
+    assert "Leading while rung 2 runs (0 of 2 finalists on every seed): `x`" in table(rung1, plan)
+    x2 = rung1.iloc[[0]].assign(rung=2, seed=2)
+    assert "Leading while rung 2 runs (1 of 2 finalists on every seed): `x`" in table(
+        pd.concat([rung1, x2]), plan
+    )
+    both = pd.concat([rung1, x2, rung1.iloc[[1]].assign(rung=2, seed=2)])
+    assert "Adopted: `x`, the best finalist on validation." in table(both, plan)
 
 
 def test_a_candidate_within_two_standard_errors_of_the_best_is_tied():
