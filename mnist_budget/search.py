@@ -11,8 +11,8 @@ one recipe's seed range). Rung 2 trains the best `keep` of each budget, and its 
 (today's recipe) whatever its rank, on `finalist_seeds`: every challenger meets it on the
 same seeds. Every finished experiment is appended to reports/search/runs.csv as it arrives,
 and reports/search/table.md is rewritten: the test accuracy is read and shown for finalists
-only, after they were chosen (rung 1's waits in reports/search/rung1_tests.csv). Run it again to resume: candidates already in runs.csv are
-not trained again.
+only, after they were chosen (rung 1's waits in reports/search/rung1_tests.csv). Run it
+again to resume: candidates already in runs.csv are not trained again.
 """
 
 from __future__ import annotations
@@ -229,13 +229,10 @@ def rows_of(candidate: Candidate, rung: int, metrics: dict) -> list[dict]:
 def seal(rows: list[dict]) -> list[dict]:
     """Rung 1's rows with their test accuracy moved to RUNG1_TESTS (kept, not shown: read
     into runs.csv for the finalists only, once chosen)."""
-    sealed = pd.DataFrame(rows, columns=RUN_COLUMNS)[SEALED_COLUMNS]
-    kept = read_rung1_tests()
-    kept = kept[
-        ~kept.set_index(["experiment", "seed"]).index.isin(sealed.set_index(["experiment", "seed"]).index)
-    ]
+    sealed = pd.concat([read_rung1_tests(), pd.DataFrame(rows, columns=RUN_COLUMNS)[SEALED_COLUMNS]])
+    sealed = sealed.drop_duplicates(["experiment", "seed"], keep="last").sort_values(["experiment", "seed"])
     with atomic_path(RUNG1_TESTS) as tmp:
-        pd.concat([kept, sealed]).sort_values(["experiment", "seed"])[SEALED_COLUMNS].to_csv(tmp, index=False)
+        sealed.to_csv(tmp, index=False)
     return [{**row, "test_accuracy": None} for row in rows]
 
 
@@ -333,7 +330,7 @@ def record_finalist_tests(plan: Plan, names: list[str], jobs: int) -> None:
             recorded = runs.loc[rung1(runs, name)].set_index("seed")["val_accuracy"]
             same = rows["val_accuracy"].reindex(recorded.index).equals(recorded)
             print(
-                f"search: {name}-r1 again: validation accuracy {'the same as' if same else 'NOT the same as'} "
+                f"search: {experiment_name(name, 1)} again: validation accuracy {'the same as' if same else 'NOT the same as'} "
                 f"recorded ({', '.join(f'{v:.2%}' for v in rows['val_accuracy'])})",
                 file=sys.stderr,
             )
@@ -357,9 +354,10 @@ def changes_text(changes: dict[str, Any]) -> str:
     return "; ".join(f"`{key}: {json.dumps(value)}`" for key, value in changes.items())
 
 
-def verdict(runs: pd.DataFrame, group: pd.DataFrame) -> str:
-    """ "Adopted" once every finalist of the budget (`group`) has trained on the finalist
-    seeds; until then the choice is on rung 1's seeds only, and says so."""
+def adoption_state(runs: pd.DataFrame, group: pd.DataFrame) -> str:
+    """The word before a budget's choice: "Adopted" once every finalist of the budget
+    (`group`) has trained on the finalist seeds; until then the choice stands on rung 1's
+    seeds only, and says so."""
     scored = set(group.loc[group["test_count"] > 0, "candidate"])
     complete = scored & set(runs.loc[runs["rung"] == 2, "candidate"])
     if complete == scored:
@@ -417,7 +415,7 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
             shown.to_markdown(index=False),
             "",
             *(
-                [f"{verdict(runs, group)}: `{choice[budget][0]}`, {choice[budget][1]}.", ""]
+                [f"{adoption_state(runs, group)}: `{choice[budget][0]}`, {choice[budget][1]}.", ""]
                 if budget in choice
                 else []
             ),
