@@ -190,10 +190,19 @@ def experiment_metrics() -> dict[str, dict]:
     return found
 
 
+def states_of(status: str) -> dict[str, str]:
+    """Experiment name -> its newest task's state (Queued, Running, Success, Failed) in the
+    text of `dvc queue status`. A name queued again after a killed run has two tasks; the
+    listing puts active tasks first, so the first one listed wins, not the old Failed one."""
+    states: dict[str, str] = {}
+    for words in map(str.split, status.splitlines()[1:]):
+        if len(words) > 3:
+            states.setdefault(words[1], words[-1])
+    return states
+
+
 def queue_states() -> dict[str, str]:
-    """Experiment name -> its state in `dvc queue status` (Queued, Running, Success, Failed)."""
-    lines = dvc("queue", "status").splitlines()[1:]
-    return {words[1]: words[-1] for words in map(str.split, lines) if len(words) > 3}
+    return states_of(dvc("queue", "status"))
 
 
 def experiment_name(candidate: str, rung: int) -> str:

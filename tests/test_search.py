@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mnist_budget.params import ParamsError, load_params
-from mnist_budget.search import hydra_value, load_plan, overrides, table, turns
+from mnist_budget.search import hydra_value, load_plan, overrides, states_of, table, turns
 from mnist_budget.search_results import (
     FIRST_SEARCH,
     RUNS,
@@ -67,6 +67,22 @@ def test_overrides_set_the_candidate_step_and_the_seeds(tmp_path, monkeypatch):
 def test_a_bad_candidate_stops_the_search_before_it_queues(tmp_path, monkeypatch, candidates, error):
     with pytest.raises(ParamsError, match=error.replace(".", r"\.")):
         plan_in(tmp_path, monkeypatch, {"b": {"max_params": 2000, "candidates": candidates}})
+
+
+def test_a_name_queued_again_after_a_killed_run_takes_its_newest_tasks_state():
+    # `dvc queue status` as it read after a queue stopped with --kill and resumed (dvc 3)
+    status = """Task     Name                      Created    Status
+d6b18b8  recipe-r2                 03:14 PM   Running
+bdf5c85  small-sepconv-late-r2     03:14 PM   Queued
+8c1c81d  recipe-r2                 02:19 PM   Failed
+0b1c4bc  small-sepconv-late-r2     02:19 PM   Failed
+f43ea60  sepconv-late-43-r1        12:55 PM   Success
+"""
+    assert states_of(status) == {
+        "recipe-r2": "Running",
+        "small-sepconv-late-r2": "Queued",
+        "sepconv-late-43-r1": "Success",
+    }
 
 
 def test_finalists_are_each_budgets_best_on_their_mean_rung_1_validation():
