@@ -190,14 +190,20 @@ def experiment_metrics() -> dict[str, dict]:
     return found
 
 
+# a name queued again after a killed run has several tasks, which `dvc queue status` lists
+# by state (active ones, then failed, then succeeded), not by age: the liveliest one counts
+LIVELIEST = ("Running", "Queued", "Success", "Failed")
+
+
 def states_of(status: str) -> dict[str, str]:
-    """Experiment name -> its newest task's state (Queued, Running, Success, Failed) in the
-    text of `dvc queue status`. A name queued again after a killed run has two tasks; the
-    listing puts active tasks first, so the first one listed wins, not the old Failed one."""
+    """Experiment name -> its liveliest task's state (Running, Queued, Success, Failed) in
+    the text of `dvc queue status`: an old Failed task does not hide the new run."""
     states: dict[str, str] = {}
     for words in map(str.split, status.splitlines()[1:]):
-        if len(words) > 3:
-            states.setdefault(words[1], words[-1])
+        if len(words) > 3 and words[-1] in LIVELIEST:
+            name, state = words[1], words[-1]
+            if LIVELIEST.index(state) <= LIVELIEST.index(states.get(name, "Failed")):
+                states[name] = state
     return states
 
 
@@ -274,11 +280,11 @@ def finishing(names: list[str], rung: int) -> Iterator[tuple[str, dict]]:
         finished, states = experiment_metrics(), queue_states()
         for name in list(todo):
             experiment = experiment_name(name, rung)
-            if states.get(experiment) == "Failed":
-                raise StageError(f"search: {experiment} failed; see `dvc queue logs {experiment}`")
             if experiment in finished:
                 todo.remove(name)
                 yield name, finished[experiment]
+            elif states.get(experiment) == "Failed":
+                raise StageError(f"search: {experiment} failed; see `dvc queue logs {experiment}`")
         if todo:
             now = time.monotonic()
             if len(todo) < count or now - last_line >= REPORT_SECONDS:

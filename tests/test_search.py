@@ -69,20 +69,25 @@ def test_a_bad_candidate_stops_the_search_before_it_queues(tmp_path, monkeypatch
         plan_in(tmp_path, monkeypatch, {"b": {"max_params": 2000, "candidates": candidates}})
 
 
-def test_a_name_queued_again_after_a_killed_run_takes_its_newest_tasks_state():
-    # `dvc queue status` as it read after a queue stopped with --kill and resumed (dvc 3)
+def test_a_name_queued_again_after_a_killed_run_takes_its_liveliest_tasks_state():
+    # `dvc queue status` as it read after a queue stopped with --kill and resumed (dvc 3):
+    # by state, not by age
     status = """Task     Name                      Created    Status
-d6b18b8  recipe-r2                 03:14 PM   Running
-bdf5c85  small-sepconv-late-r2     03:14 PM   Queued
+bdf5c85  small-sepconv-late-r2     03:14 PM   Running
+fc62780  small-sepconv-mid-r2      03:15 PM   Queued
 8c1c81d  recipe-r2                 02:19 PM   Failed
-0b1c4bc  small-sepconv-late-r2     02:19 PM   Failed
+0b1c4bc  small-sepconv-mid-r2      02:19 PM   Failed
+9a0e1f2  small-sepconv-late-r2     02:19 PM   Failed
+d6b18b8  recipe-r2                 03:14 PM   Success
 f43ea60  sepconv-late-43-r1        12:55 PM   Success
 """
     assert states_of(status) == {
-        "recipe-r2": "Running",
-        "small-sepconv-late-r2": "Queued",
+        "small-sepconv-late-r2": "Running",
+        "small-sepconv-mid-r2": "Queued",
+        "recipe-r2": "Success",
         "sepconv-late-43-r1": "Success",
     }
+    assert states_of(status.replace("Success", "Failed"))["recipe-r2"] == "Failed"
 
 
 def test_finalists_are_each_budgets_best_on_their_mean_rung_1_validation():
