@@ -32,6 +32,24 @@ def load_effects(path: Path = EFFECTS) -> pd.DataFrame:
     return pd.read_csv(path).fillna({"step": ""})
 
 
+def unmeasured_steps(steps: list[str], final: str, effects: pd.DataFrame) -> list[str]:
+    """The steps after the skeleton, up to the `final` one, that no arm takes out: an
+    ablation that ran before they joined the progression measured an earlier recipe."""
+    return [step for step in steps[1 : steps.index(final) + 1] if step not in set(effects["step"])]
+
+
+def unmeasured_text(unmeasured: list[str]) -> str:
+    """What the reports say of an ablation that predates `unmeasured` steps; "" if none."""
+    if not unmeasured:
+        return ""
+    names = ", ".join(f"`{name}`" for name in unmeasured)
+    return (
+        f"No arm measures {names}: this ablation ran on the final recipe before "
+        f"{'that step' if len(unmeasured) == 1 else 'those steps'} joined the progression, so its "
+        "effects are those of an earlier final recipe (`dvc repro ablation/dvc.yaml` runs it on this one)."
+    )
+
+
 def final_accuracies(history: pd.DataFrame) -> dict[int, float]:
     """Seed -> test accuracy at the last epoch that seed trained."""
     last = history.sort_values("epoch").groupby("seed").tail(1)

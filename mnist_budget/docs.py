@@ -16,14 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
-from mnist_budget.ablation import EFFECTS, arm_label, load_effects, row_interval
+from mnist_budget.ablation import (
+    EFFECTS,
+    arm_label,
+    load_effects,
+    row_interval,
+    unmeasured_steps,
+    unmeasured_text,
+)
 from mnist_budget.atomic_files import read_json, write_text
 from mnist_budget.layer_spec import HOLDS_LAYERS, LAYER_KINDS
 from mnist_budget.layout import Layout
 from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES
 from mnist_budget.params import REQUIRED, Key, load_params
 from mnist_budget.report_config import ARM_KEYS
+from mnist_budget.search_results import adopted, adoption_state, deciding_search, ranked
 from mnist_budget.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS, load_target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,9 +148,12 @@ def ablation_table() -> str:
         ]
         for row in effects.to_dict("records")
     ]
-    return markdown(
+    table = markdown(
         ["arm", "step", "mean", "effect against the final recipe (95% interval)", "seeds", "verdict"], rows
     )
+    params = yaml.safe_load((ROOT / MAIN.params).read_text())
+    caveat = unmeasured_text(unmeasured_steps(list(params["steps"]), params["headline"]["final"], effects))
+    return table + (f"\n\n{caveat}" if caveat else "")
 
 
 def ablation_summary() -> str:
@@ -189,6 +201,29 @@ def seed_systems_counts() -> str:
     return f"Over its {len(verdicts)} claims: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()) + "."
 
 
+def search_choice() -> str:
+    """The deciding search's finalists, the only candidates whose test accuracy was read,
+    and what each budget adopted (reports/search/runs.csv)."""
+    record = deciding_search()
+    summary = ranked(record.runs)
+    plan = yaml.safe_load((ROOT / record.plans / "candidates.yaml").read_text())
+    incumbents = plan.get("incumbents") or {}
+    chosen = adopted(summary, incumbents)
+    rows = []
+    for budget, group in summary[summary["test_count"] > 0].groupby("budget", sort=False):
+        state = adoption_state(record.runs, group)
+        for row in group.to_dict("records"):
+            name = row["candidate"]
+            choice = f"**{state.lower()}**" if chosen[budget][0] == name else ""
+            rows.append(
+                [budget, f"`{name}`" + (" (incumbent)" if incumbents.get(budget) == name else ""),
+                 f"{row['params']:,}", str(row["runs"]), f"{row['val_mean']:.2%}", f"{row['test_mean']:.2%}",
+                 f"{row['test_min']:.2%}", choice]
+            )  # fmt: skip
+    header = ["budget", "finalist", "params", "seeds", "validation mean", "test mean", "test min", "choice"]
+    return markdown(header, rows)
+
+
 TABLES = {
     "layers": layers_table,
     "step-keys": step_keys_table,
@@ -199,6 +234,7 @@ TABLES = {
     "headline": headline_table,
     "ablation": ablation_table,
     "ablation-summary": ablation_summary,
+    "search-choice": search_choice,
     "seed-systems": seed_systems_table,
     "seed-systems-counts": seed_systems_counts,
 }

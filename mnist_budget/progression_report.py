@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from mnist_budget import figures
-from mnist_budget.ablation import row_interval, row_sentence
+from mnist_budget.ablation import row_interval, row_sentence, unmeasured_steps, unmeasured_text
 from mnist_budget.errors import StageError
 from mnist_budget.layout import MAIN, PREPARED_TENSORS
 from mnist_budget.model_stats import count_params
@@ -141,22 +141,30 @@ class Ablation:
     baseline: dict[str, Any]
 
 
+def ablation_caveat(results: Results, final: str, ablation: Ablation) -> str:
+    """Why the ablation's effects may not be the final recipe's, or "": its baseline is
+    another recipe (seeds aside), or it ran before a step of the progression existed (its
+    configs then say nothing: `resolve` rewrites them before the arms train again)."""
+    differences = params_diff({**results.entries[final], "seeds": []}, {**ablation.baseline, "seeds": []})
+    if differences:
+        return (
+            f"The ablation measured another recipe than `{final}`'s: {'; '.join(differences)}. "
+            "Run `dvc repro ablation/dvc.yaml` on this one."
+        )
+    return unmeasured_text(unmeasured_steps(list(results.entries), final, ablation.effects))
+
+
 def ablation_evidence(results: Results, final: str, ablation: Ablation) -> dict[str, str]:
     """Step -> the ablation rows of the idea it adds, quoted; a caveat first on every one
-    if the ablation's baseline is not the final step's recipe (seeds aside)."""
+    if the ablation's effects may not be the final recipe's (`ablation_caveat`)."""
     unknown = sorted(set(ablation.effects["step"]) - set(results.entries) - {""})
     if unknown:
         raise StageError(
             f"reports/ablation/effects.csv: the ablation's arms name the step {unknown[0]!r}, which "
             "params.yaml does not have; rename it in ablation/params.yaml `arms`, then `dvc repro`"
         )
-    differences = params_diff({**results.entries[final], "seeds": []}, {**ablation.baseline, "seeds": []})
-    caveat = (
-        f"(The ablation measured another recipe than `{final}`'s: {'; '.join(differences)}. "
-        "Run `dvc repro ablation/dvc.yaml` on this one.) "
-        if differences
-        else ""
-    )
+    caveat = ablation_caveat(results, final, ablation)
+    caveat = f"({caveat}) " if caveat else ""
     evidence: dict[str, list[str]] = {}
     for row in ablation.effects.to_dict("records"):
         if row["step"]:
@@ -164,7 +172,7 @@ def ablation_evidence(results: Results, final: str, ablation: Ablation) -> dict[
     return {step: caveat + " ".join(rows) for step, rows in evidence.items()}
 
 
-def evidence_section(results: Results, ablation: Ablation) -> list[str]:
+def evidence_section(results: Results, final: str, ablation: Ablation) -> list[str]:
     """One row per idea the ablation measured: what adding it did in the progression (the
     step's seeds) and what taking it out of the final recipe did (the ablation's)."""
     names, rows = list(results.entries), []
@@ -195,6 +203,7 @@ def evidence_section(results: Results, ablation: Ablation) -> list[str]:
         "",
         pd.DataFrame(rows).to_markdown(index=False),
         "",
+        *([caveat, ""] if (caveat := ablation_caveat(results, final, ablation)) else []),
     ]
 
 
@@ -274,7 +283,7 @@ def write_report(
         "",
     ]
     if ablation is not None:
-        out += evidence_section(results, ablation)
+        out += evidence_section(results, final, ablation)
     previous = None
     for name in names:
         out += step_section(results, name, previous, evidence.get(name, ""))

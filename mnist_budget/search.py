@@ -48,13 +48,14 @@ from mnist_budget.search_results import (
     STEP,
     TABLE,
     adopted,
+    adoption_state,
     finalists,
     pooled_std,
     ranked,
     read_rung1_tests,
     read_runs,
 )
-from mnist_budget.step_config import load_steps, merged
+from mnist_budget.step_config import load_steps, load_target, merged
 
 CANDIDATES = Path("search/candidates.yaml")
 POLL_SECONDS = 30  # between looks at the finished experiments
@@ -78,6 +79,7 @@ class Plan:
     candidates: dict[str, Candidate]
     validation: int  # training images held out, ranked on
     incumbents: dict[str, str]  # budget -> the candidate that is today's recipe
+    target: float  # the test accuracy a net must hold (search/params.yaml's target)
 
 
 def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
@@ -114,7 +116,8 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
             f"{path}: incumbents.{budget}",
             f"{name!r} is no candidate of the {budget} budget",
         )
-    return Plan(plan["keep"], *seeds, budgets, candidates, validation, incumbents)
+    target = load_target(params).test_accuracy
+    return Plan(plan["keep"], *seeds, budgets, candidates, validation, incumbents, target)
 
 
 def turns(plan: Plan) -> list[str]:
@@ -369,17 +372,6 @@ def changes_text(changes: dict[str, Any]) -> str:
     return "; ".join(f"`{key}: {json.dumps(value)}`" for key, value in changes.items())
 
 
-def adoption_state(runs: pd.DataFrame, group: pd.DataFrame) -> str:
-    """The word before a budget's choice: "Adopted" once every finalist of the budget
-    (`group`) has trained on the finalist seeds; until then the choice stands on rung 1's
-    seeds only, and says so."""
-    scored = set(group.loc[group["test_count"] > 0, "candidate"])
-    complete = scored & set(runs.loc[runs["rung"] == 2, "candidate"])
-    if complete == scored:
-        return "Adopted"
-    return f"Leading while rung 2 runs ({len(complete)} of {len(scored)} finalists on every seed)"
-
-
 def table(runs: pd.DataFrame, plan: Plan) -> str:
     """The search's table, per budget: validation mean and min over each candidate's
     seeds, best first; test accuracy for finalists only."""
@@ -435,7 +427,21 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
                 else []
             ),
         ]
-    return "\n".join(lines)
+    return "\n".join([*lines, smallest_holding(summary, plan), ""])
+
+
+def smallest_holding(summary: pd.DataFrame, plan: Plan) -> str:
+    """The smallest finalist whose test mean over every seed (rung 1's and the finalists')
+    holds the target: the search reads no other candidate's test accuracy."""
+    seeds = len(plan.rung1_seeds) + len(plan.finalist_seeds)
+    done = summary[(summary["test_count"] == seeds) & (summary["test_mean"] >= plan.target)]
+    if done.empty:
+        return f"No finalist holds a {plan.target:.2%} test mean over {seeds} seeds yet."
+    best = done.sort_values(["params", "test_mean"], ascending=[True, False], kind="stable").iloc[0]
+    return (
+        f"Smallest net that holds a {plan.target:.2%} test mean over {seeds} seeds: `{best['candidate']}`, "
+        f"{best['params']:,} params, {best['test_mean']:.2%} (min {best['test_min']:.2%})."
+    )
 
 
 def main() -> None:
@@ -461,6 +467,7 @@ def main() -> None:
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
         record_finalist_tests(plan, chosen, jobs(plan.rung1_seeds))
         run_rung(plan, 2, chosen, plan.finalist_seeds, jobs(plan.finalist_seeds))
+        write_runs(read_runs(), plan)  # the table as this code writes it, even with nothing left to run
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -147,3 +147,14 @@ def adopted(summary: pd.DataFrame, incumbents: dict[str, str]) -> dict[str, tupl
             )
         )
     return chosen
+
+
+def adoption_state(runs: pd.DataFrame, group: pd.DataFrame) -> str:
+    """The word before a budget's choice: "Adopted" once every finalist of the budget
+    (`group`) has trained on the finalist seeds; until then the choice stands on rung 1's
+    seeds only, and says so."""
+    scored = set(group.loc[group["test_count"] > 0, "candidate"])
+    complete = scored & set(runs.loc[runs["rung"] == 2, "candidate"])
+    if complete == scored:
+        return "Adopted"
+    return f"Leading while rung 2 runs ({len(complete)} of {len(scored)} finalists on every seed)"

@@ -63,7 +63,7 @@ def _read_source(location: str, label: str) -> bytes:
         with urllib.request.urlopen(location, timeout=TIMEOUT_S) as response:
             size = int(response.headers.get("Content-Length") or 0) or None
             chunks = []
-            with tqdm(total=size, unit="B", unit_scale=True, desc=label, leave=False) as bar:
+            with tqdm(total=size, unit="B", unit_scale=True, desc=label, leave=False, disable=None) as bar:
                 while chunk := response.read(CHUNK):
                     chunks.append(chunk)
                     bar.update(len(chunk))
@@ -116,7 +116,8 @@ def main() -> None:
     # all four verified before any is replaced: a failed download keeps the last good data/raw
     files = {
         RAW_DIR / name: download(name, sums[name], mirrors)
-        for name in tqdm(MNIST_FILES.values(), desc="download", unit="file")
+        # disable=None: bars on a terminal only; a log gets the line below, not bar fragments
+        for name in tqdm(MNIST_FILES.values(), desc="download", unit="file", disable=None)
     }
     write_all(files, folders=(RAW_DIR,))
     print(f"download: {len(MNIST_FILES)} files verified by sha256 in {RAW_DIR}/", file=sys.stderr)

@@ -75,6 +75,8 @@ def test_the_seed_systems_table_holds_each_claimed_final():
 
 def test_the_ablation_table_and_summary_say_what_effects_csv_holds(tmp_path, monkeypatch):
     monkeypatch.setattr(docs, "ROOT", tmp_path)
+    params = {"steps": {"s1": {}, "s2-bn": {}, "s3-lr": {}}, "headline": {"final": "s3-lr"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     assert docs.ablation_table() == docs.NO_ABLATION  # before the ablation ran: says how to run it
     rows = [  # arm, idea, change, step, baseline, n, baseline_mean, arm_mean, effect, low, high, verdict
         "no-bn,batch norm,removes,s2-bn,full,8,0.9949,0.9947,-0.0002,-0.0015,0.0011,within noise at 8 seeds",
@@ -93,6 +95,42 @@ def test_the_ablation_table_and_summary_say_what_effects_csv_holds(tmp_path, mon
     )
     assert table[3].startswith("| without OneCycle | `s3-lr` | 99.39% | -0.10 pp [-0.14, -0.06] |")
     assert table[4] == "| with dropout | (none) | 99.40% | -0.09 pp [-0.13, -0.05] | 8 | **hurts** |"
+    assert len(table) == 5, "every step between the skeleton and the final one has its arm"
+    params = {"steps": {"s1": {}, "s2-bn": {}, "s3-lr": {}, "s4-wide": {}, "s5-tiny": {}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "headline": {"final": "s4-wide"}}))
+    assert docs.ablation_table().splitlines()[5:] == [
+        "",
+        (
+            "No arm measures `s4-wide`: this ablation ran on the final recipe before that step joined the "
+            "progression, so its effects are those of an earlier final recipe (`dvc repro ablation/dvc.yaml` "
+            "runs it on this one)."
+        ),
+    ]
     assert docs.ablation_summary() == (
         "The evidence, idea by idea: **within noise at 8 seeds**: batch norm; **helps**: OneCycle; **hurts**: dropout."
     )
+
+
+def test_the_search_choice_says_adopted_only_once_every_finalist_has_its_seeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(docs, "ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)  # the search's record is read from the working directory
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search/candidates.yaml").write_text("incumbents: {final: today}\n")
+    header = "budget,candidate,rung,experiment,seed,params,val_accuracy,test_accuracy\n"
+    rung1 = [
+        "final,new,1,new-r1,1,7000,0.995,0.996",
+        "final,today,1,today-r1,1,7500,0.993,0.994",
+        "final,other,1,other-r1,1,7900,0.990,",  # not a finalist: no test read
+    ]
+    runs = tmp_path / "reports/search/runs.csv"
+    runs.parent.mkdir(parents=True)
+    runs.write_text(header + "\n".join([*rung1, "final,new,2,new-r2,2,7000,0.995,0.995"]))
+    table = docs.search_choice().splitlines()
+    assert len(table) == 4, "the two finalists only"
+    assert (
+        table[2]
+        == "| final | `new` | 7,000 | 2 | 99.50% | 99.55% | 99.50% | **leading while rung 2 runs (1 of 2 finalists on every seed)** |"
+    )
+    assert table[3] == "| final | `today` (incumbent) | 7,500 | 1 | 99.30% | 99.40% | 99.40% |  |"
+    runs.write_text(runs.read_text() + "\nfinal,today,2,today-r2,2,7500,0.993,0.993")
+    assert docs.search_choice().splitlines()[2].endswith("| **adopted** |")

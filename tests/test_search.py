@@ -1,6 +1,7 @@
 """The search's plan and overrides, checked before anything is queued (the queue itself
 runs in tests/test_pipeline.py)."""
 
+import dataclasses
 from dataclasses import fields
 from pathlib import Path
 
@@ -9,7 +10,15 @@ import pytest
 import yaml
 
 from mnist_budget.params import ParamsError, load_params
-from mnist_budget.search import hydra_value, load_plan, overrides, states_of, table, turns
+from mnist_budget.search import (
+    hydra_value,
+    load_plan,
+    overrides,
+    smallest_holding,
+    states_of,
+    table,
+    turns,
+)
 from mnist_budget.search_results import (
     FIRST_SEARCH,
     RUNS,
@@ -158,6 +167,34 @@ def test_the_table_says_adopted_only_once_every_finalist_has_its_finalist_seeds(
     )
     both = pd.concat([rung1, x2, rung1.iloc[[1]].assign(rung=2, seed=2)])
     assert "Adopted: `x`, the best finalist on validation." in table(both, plan)
+
+
+def test_the_smallest_net_holding_the_target_is_a_finalist_on_every_seed(tmp_path, monkeypatch):
+    plan = plan_in(tmp_path, monkeypatch, {"a": {"max_params": 2000, "candidates": {"x": {}, "y": {}}}})
+    assert plan.target == 0.3  # search/params.yaml's target
+    plan = dataclasses.replace(plan, target=0.994)
+
+    def runs(*rows):  # candidate, params, seed, test accuracy
+        return pd.DataFrame(
+            [
+                {"budget": "a", "candidate": c, "rung": 1 if s == 1 else 2, "seed": s, "params": p,
+                 "val_accuracy": 0.99, "test_accuracy": t}
+                for c, p, s, t in rows
+            ]
+        )  # fmt: skip
+
+    x = runs(("x", 900, 1, 0.995), ("x", 900, 2, 0.994))
+    assert smallest_holding(ranked(x.assign(test_accuracy=0.99)), plan) == (
+        "No finalist holds a 99.40% test mean over 2 seeds yet."
+    )
+    # y is smaller and holds 99.40% on seed 1, but its seed 2 has not run: x
+    partial = pd.concat([x, runs(("y", 500, 1, 0.996))])
+    x_holds = "Smallest net that holds a 99.40% test mean over 2 seeds: `x`, 900 params, 99.45% (min 99.40%)."
+    assert smallest_holding(ranked(partial), plan) == x_holds
+    assert smallest_holding(ranked(pd.concat([partial, runs(("y", 500, 2, 0.994))])), plan) == (
+        "Smallest net that holds a 99.40% test mean over 2 seeds: `y`, 500 params, 99.50% (min 99.40%)."
+    )
+    assert smallest_holding(ranked(pd.concat([partial, runs(("y", 500, 2, 0.990))])), plan) == x_holds
 
 
 def test_a_candidate_within_two_standard_errors_of_the_best_is_tied():
