@@ -154,16 +154,15 @@ def ablation_caveat(results: Results, final: str, ablation: Ablation) -> str:
     return unmeasured_text(unmeasured_steps(list(results.entries), final, ablation.effects))
 
 
-def ablation_evidence(results: Results, final: str, ablation: Ablation) -> dict[str, str]:
-    """Step -> the ablation rows of the idea it adds, quoted; a caveat first on every one
-    if the ablation's effects may not be the final recipe's (`ablation_caveat`)."""
+def ablation_evidence(results: Results, ablation: Ablation, caveat: str) -> dict[str, str]:
+    """Step -> the ablation rows of the idea it adds, quoted; `caveat` first on every one
+    (why the ablation's effects may not be the final recipe's: `ablation_caveat`)."""
     unknown = sorted(set(ablation.effects["step"]) - set(results.entries) - {""})
     if unknown:
         raise StageError(
             f"reports/ablation/effects.csv: the ablation's arms name the step {unknown[0]!r}, which "
             "params.yaml does not have; rename it in ablation/params.yaml `arms`, then `dvc repro`"
         )
-    caveat = ablation_caveat(results, final, ablation)
     caveat = f"({caveat}) " if caveat else ""
     evidence: dict[str, list[str]] = {}
     for row in ablation.effects.to_dict("records"):
@@ -172,7 +171,7 @@ def ablation_evidence(results: Results, final: str, ablation: Ablation) -> dict[
     return {step: caveat + " ".join(rows) for step, rows in evidence.items()}
 
 
-def evidence_section(results: Results, final: str, ablation: Ablation) -> list[str]:
+def evidence_section(results: Results, ablation: Ablation, caveat: str) -> list[str]:
     """One row per idea the ablation measured: what adding it did in the progression (the
     step's seeds) and what taking it out of the final recipe did (the ablation's)."""
     names, rows = list(results.entries), []
@@ -203,7 +202,7 @@ def evidence_section(results: Results, final: str, ablation: Ablation) -> list[s
         "",
         pd.DataFrame(rows).to_markdown(index=False),
         "",
-        *([caveat, ""] if (caveat := ablation_caveat(results, final, ablation)) else []),
+        *([caveat, ""] if caveat else []),
     ]
 
 
@@ -261,7 +260,8 @@ def write_report(
     net counted without (params' `without`)."""
     layout, names = results.layout, list(results.entries)
     final = final_step(results, headline)
-    evidence = ablation_evidence(results, final, ablation) if ablation is not None else {}
+    caveat = ablation_caveat(results, final, ablation) if ablation is not None else ""
+    evidence = ablation_evidence(results, ablation, caveat) if ablation is not None else {}
     title = "the progression" if layout.name == MAIN else f"the `{layout.name}` pipeline"
     out = [f"# MNIST under budget: {title}", "", *headline_section(results, final, headline)]
     out += [
@@ -283,7 +283,7 @@ def write_report(
         "",
     ]
     if ablation is not None:
-        out += evidence_section(results, final, ablation)
+        out += evidence_section(results, ablation, caveat)
     previous = None
     for name in names:
         out += step_section(results, name, previous, evidence.get(name, ""))
