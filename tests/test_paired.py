@@ -1,10 +1,12 @@
 """The ablation's arithmetic on numbers worked out by hand: paired differences, the 95%
-Student's t interval, and the verdict each row states."""
+Student's t interval, the verdict each row states, and the final epoch each seed reports."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
+from mnist_budget.ablation import final_accuracies
 from mnist_budget.paired import interval_text, paired_effect, verdict
 
 BASELINE = {1: 0.9950, 2: 0.9945, 3: 0.9940, 4: 0.9948, 5: 0.9952, 6: 0.9944, 7: 0.9946, 8: 0.9950}
@@ -56,3 +58,17 @@ def test_only_common_seeds_pair_and_one_seed_has_no_interval():
     assert e.seeds == (2,) and e.mean == pytest.approx(0.0005) and e.low is None
     assert verdict(e, removes=True) == "not resolved: 1 seed in common"
     assert interval_text(e) == "+0.05 pp"
+
+
+def test_final_accuracies_are_each_seeds_last_epoch_in_seed_order() -> None:
+    # The seed pool finishes seeds out of order, and the report lists them as they come.
+    history = pd.DataFrame(
+        {
+            "seed": [4, 4, 3, 3, 1, 1],
+            "epoch": [2, 1, 1, 2, 2, 1],
+            "test_accuracy": [0.994, 0.90, 0.91, 0.995, 0.993, 0.92],
+        }
+    )
+    accuracies = final_accuracies(history)
+    assert list(accuracies) == [1, 3, 4]
+    assert accuracies == {1: 0.993, 3: 0.995, 4: 0.994}
