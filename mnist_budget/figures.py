@@ -243,25 +243,65 @@ def ablation_effects(table: pd.DataFrame) -> bytes:
 
 def ablation_figure(table: pd.DataFrame) -> plt.Figure:
     """Each arm's effect on final test accuracy (arm minus baseline, pp) with its interval,
-    one row per idea, coloured by verdict, around a zero line."""
-    rows = table.iloc[::-1]  # the first arm on top
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.4))
-    for y, (_, row) in enumerate(rows.iterrows()):
-        colour = VERDICT_COLOURS.get(row["verdict"], "tab:gray")
-        if not pd.isna(row["low"]):
-            ax.plot([row["low"] * 100, row["high"] * 100], [y, y], color=colour, linewidth=3, alpha=0.6)
-        ax.plot(row["effect"] * 100, y, "o", color=colour)
-        ax.annotate(
-            row["verdict"], (row["effect"] * 100, y), xytext=(0, 7), textcoords="offset points",
-            ha="center", fontsize=7, color=colour,
-        )  # fmt: skip
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(rows)), [arm_label(c, idea) for c, idea in zip(rows["change"], rows["idea"])])
-    ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel(
-        "final-epoch test accuracy, arm minus baseline (pp): mean and 95% interval of the paired seeds"
+    one row per idea, coloured by verdict, around a zero line, its verdict at the right. An arm
+    whose effect dwarfs the rest (a net that does not learn: -89 pp against the others' 0.1)
+    gets a panel of its own, left of a broken axis, so neither hides the other."""
+    rows = table.iloc[::-1].reset_index(drop=True)  # the first arm on top
+    pp = rows[["effect", "low", "high"]] * 100
+    far = _dwarfing(pp.abs().max(axis=1))
+    widths = [1, 3] if far.any() else [1]
+    fig, axes = plt.subplots(
+        1, len(widths), sharey=True, width_ratios=widths, figsize=(9, 0.55 * len(rows) + 1.6), squeeze=False
     )
+    axes = list(axes[0])
+    for y, row in rows.iterrows():
+        colour = VERDICT_COLOURS.get(row["verdict"], "tab:gray")
+        for ax in axes:
+            if not pd.isna(row["low"]):
+                ax.plot([pp.at[y, "low"], pp.at[y, "high"]], [y, y], color=colour, linewidth=3, alpha=0.6)
+            ax.plot(pp.at[y, "effect"], y, "o", color=colour)
+        axes[-1].text(  # in a column right of the plot: it covers no interval
+            1.02, y, row["verdict"], transform=axes[-1].get_yaxis_transform(), va="center", fontsize=8,
+            color=colour,
+        )  # fmt: skip
+    near = axes[-1]
+    near.axvline(0, color="black", linewidth=0.8)
+    near.set_xlim(*_padded(pp[~far].stack().tolist() + [0.0]))
+    near.set_yticks(range(len(rows)), [arm_label(c, idea) for c, idea in zip(rows["change"], rows["idea"])])
+    near.set_ylim(-0.7, len(rows) - 0.3)
+    xlabel = "final-epoch test accuracy, arm minus baseline (pp):\nmean and 95% interval of the paired seeds"
+    if far.any():
+        left = axes[0]
+        left.set_xlim(*_padded(pp[far].stack().tolist()))
+        left.spines["right"].set_visible(False)
+        near.spines["left"].set_visible(False)
+        near.tick_params(axis="y", length=0)
+        for ax, x in ((left, 1), (near, 0)):  # the break marks: a pair of slashes on each side
+            ax.plot([x, x], [0, 1], transform=ax.transAxes, linestyle="none", marker=[(-1, -2), (1, 2)],
+                    markersize=10, color="black", clip_on=False)  # fmt: skip
+        xlabel += f"; axis broken between {left.get_xlim()[1]:.1f} and {near.get_xlim()[0]:.1f} pp"
+        fig.supxlabel(xlabel, fontsize=10)
+    else:
+        near.set_xlabel(xlabel)
+    for ax in axes:
+        ax.grid(axis="x", alpha=0.3)
     seeds = ", ".join(sorted({str(n) for n in table["n"]}))
-    ax.set_title(f"Ablation of the final recipe ({seeds} paired seeds per arm)")
-    ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Ablation of the final recipe ({seeds} paired seeds per arm)")
     return fig
+
+
+def _dwarfing(extents: pd.Series) -> pd.Series:
+    """The arms whose farthest point from zero is over 5 pp and 10x that of every arm nearer
+    zero: one scale for both would squeeze the rest into a line at zero."""
+    ordered = extents.sort_values()
+    for before, after in zip(ordered.iloc[:-1], ordered.iloc[1:]):
+        if after > max(5.0, 10 * before):
+            return extents >= after
+    return extents > float("inf")
+
+
+def _padded(values: list[float]) -> tuple[float, float]:
+    """A range that holds every value, with a margin on each side."""
+    low, high = min(v for v in values if not pd.isna(v)), max(v for v in values if not pd.isna(v))
+    margin = 0.1 * (high - low) or 0.1
+    return low - margin, high + margin

@@ -107,8 +107,36 @@ def test_ablation_figure_draws_every_interval_in_its_verdict_colour_first_arm_on
         assert low < -1.5 and high > 0.05  # every interval inside the axes, zero too
         zero = next(line for line in ax.get_lines() if list(line.get_xdata()) == [0, 0])
         assert zero.get_transform() == ax.get_xaxis_transform()
-        assert "(pp)" in ax.get_xlabel() and "8 paired seeds" in ax.get_title()
-        assert {text.get_text() for text in ax.texts} == {"helps", "hurts", "within noise at 8 seeds"}
+        assert "(pp)" in ax.get_xlabel() and "8 paired seeds" in fig.get_suptitle()
+        assert len(fig.axes) == 1  # -1.5 pp against 0.08: one scale holds both
+        verdicts = {text.get_text(): text.get_position()[0] for text in ax.texts}
+        # right of the plot, in a column of their own
+        assert verdicts == dict.fromkeys(["helps", "hurts", "within noise at 8 seeds"], 1.02)
+    finally:
+        plt.close(fig)
+
+
+def test_ablation_figure_breaks_its_axis_for_an_arm_that_dwarfs_the_rest_and_says_so():
+    # The final recipe without batch norm does not learn (-89 pp): on one scale with the
+    # others' +-0.1 pp they would sit in one dot at zero.
+    table = pd.DataFrame(
+        [
+            {"idea": "batch norm", "change": "removes", "n": 8, "effect": -0.8917, "low": -0.8960, "high": -0.8873, "verdict": "helps"},
+            {"idea": "augmentation", "change": "removes", "n": 8, "effect": -0.0003, "low": -0.0009, "high": 0.0004, "verdict": "within noise at 8 seeds"},
+        ]
+    )  # fmt: skip
+    fig = ablation_figure(table)
+    try:
+        far, near = fig.axes
+        assert far.get_xlim()[0] < -89.60 and -88.73 < far.get_xlim()[1] < -80  # the far arm, whole
+        assert near.get_xlim()[0] < -0.09 and near.get_xlim()[1] > 0.04  # the rest and zero, readable
+        assert near.get_xlim()[1] - near.get_xlim()[0] < 1
+        assert "axis broken between" in fig.get_supxlabel() and "(pp)" in fig.get_supxlabel()
+        assert not far.spines["right"].get_visible() and not near.spines["left"].get_visible()
+        assert [tick.get_text() for tick in far.get_yticklabels()] == [
+            "without augmentation",
+            "without batch norm",
+        ]
     finally:
         plt.close(fig)
 
