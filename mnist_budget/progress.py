@@ -35,10 +35,7 @@ class EpochLine:
         if exc[0] is None:
             shown = ", ".join(f"{key}={value}" for key, value in self.postfix.items())
             seconds = time.monotonic() - self.start
-            # one write, newline included: print's two (text, then newline) let seeds training
-            # side by side run their lines together in a shared log
-            sys.stderr.write(f"{self.desc}: {self.n}/{self.total} batches in {seconds:.0f} s, {shown}\n")
-            sys.stderr.flush()
+            print(f"{self.desc}: {self.n}/{self.total} batches in {seconds:.0f} s, {shown}", file=sys.stderr)
 
 
 def epoch_bar(desc: str, total: int, line: int) -> tqdm | EpochLine:
