@@ -297,11 +297,12 @@ def _dwarfing(extents: pd.Series) -> pd.Series:
     for before, after in zip(ordered.iloc[:-1], ordered.iloc[1:]):
         if after > max(5.0, 10 * before):
             return extents >= after
-    return extents > float("inf")
+    return pd.Series(False, index=extents.index)
 
 
 def _padded(values: list[float]) -> tuple[float, float]:
     """A range that holds every value, with a margin on each side."""
-    low, high = min(v for v in values if not pd.isna(v)), max(v for v in values if not pd.isna(v))
+    shown = [v for v in values if not pd.isna(v)]  # an arm with one seed has no interval
+    low, high = min(shown), max(shown)
     margin = 0.1 * (high - low) or 0.1
     return low - margin, high + margin
