@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from mnist_budget.atomic_files import write_text
+from mnist_budget.kernels import pin
 from mnist_budget.params import load_params
 from mnist_budget.runtime import THREADS_VARIABLE
 from mnist_budget.seed_pool import train_seed, train_seeds
@@ -91,6 +92,7 @@ def main() -> None:
     args.step = args.step or params["headline"]["final"]
     step = load_steps(params)[args.step]
     step = dataclasses.replace(step, epochs=args.epochs, seeds=tuple(range(1, args.seeds + 1)))
+    pin(step.kernels)  # as the train stage does: its spawned workers inherit the pins
     runs: dict[tuple[str, bool], list[float]] = {(arm, busy): [] for busy in (False, True) for arm in ARMS}
     for repeat in range(args.repeats):
         for (arm, busy), values in runs.items():

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from mnist_budget.atomic_files import write_text
 from mnist_budget.dataset import load_mnist
+from mnist_budget.kernels import pin
 from mnist_budget.layout import RAW_DIR
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
@@ -160,6 +161,7 @@ def main() -> None:
     params = load_params()
     final_name = params["headline"]["final"]
     final = load_steps(params)[final_name]
+    pin(final.kernels)  # as the train stage runs: before any tensor
     seed_style = parse_step("seed-style-9_7k", {**params["steps"][final_name], "layers": SEED_STYLE_LAYERS})
     root = torchvision_root()
     lines = [

@@ -59,6 +59,9 @@ class Layout:
     def history(self, step: str) -> Path:
         return self.step_dir(step) / "history.csv"  # every seed's epochs, a `seed` column first
 
+    def made_on(self, step: str) -> Path:
+        return self.step_dir(step) / "made_on.json"  # the device and kernels that trained it
+
     def metrics(self, step: str) -> Path:
         return self.step_dir(step) / "metrics.json"
 

@@ -8,9 +8,12 @@ import random
 import torch
 
 from mnist_budget.errors import StageError
+from mnist_budget.kernels import check_pinned, cpu_flags
 from mnist_budget.step_config import StepConfig
 
 THREADS_VARIABLE = "MNIST_THREADS"
+# instruction sets past AVX-512 that oneDNN's native kernels use (bf16 dot products, AMX tiles)
+NATIVE_EXTRAS = {"avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"}
 
 
 def worker_count(step: StepConfig) -> int:
@@ -46,10 +49,30 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def made_on(step: StepConfig, device: torch.device) -> dict[str, object]:
+    """What besides the params fixes a training's bytes, written beside its results: the
+    device, the instruction set of its CPU kernels, torch's release, and whether two runs
+    give the same bytes. A re-run elsewhere reads it to say why its numbers differ."""
+    release = torch.__version__.split("+")[0]  # a CPU or a CUDA build runs the same CPU kernels
+    if device.type == "cuda":
+        # AdaptiveAvgPool2d's backward (`gap`) has no deterministic CUDA kernel
+        return {"device": f"cuda ({torch.cuda.get_device_name(device)})", "torch": release, "deterministic": False}
+    kernels = torch.backends.cpu.get_cpu_capability()
+    if step.kernels == "native":  # oneDNN may go past ATen's capability: name what it can reach
+        kernels += "".join(f" {flag}" for flag in sorted(cpu_flags() & NATIVE_EXTRAS))
+    return {"device": "cpu", "kernels": f"{kernels} ({step.kernels})", "torch": release, "deterministic": True}
+
+
 def set_up(step: StepConfig, seed: int, threads: int = 1) -> tuple[torch.device, torch.Generator]:
     """Threads, deterministic kernels and seeds for one training run; its device and
     generator. The pipeline always uses one thread: a seed then gives the same bytes alone
-    or beside others (a CPU convolution's sums split across threads in another order)."""
+    or beside others (a CPU convolution's sums split across threads in another order). The
+    kernel pins are set before (`kernels.pin`, by the stage; spawned workers inherit them)."""
+    check_pinned(step.kernels)
+    # cuBLAS's own reductions in a fixed order (the CUDA docs' setting for reproducibility)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
+    # warn_only: on CUDA, AdaptiveAvgPool2d's backward (`gap`) has no deterministic kernel
+    # and would raise; `made_on` records such a run as not deterministic
     torch.use_deterministic_algorithms(True, warn_only=True)
     return pick_device(step), seed_everything(seed)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from mnist_budget.kernels import KERNELS
 from mnist_budget.layer_spec import ACTIVATION_NAMES, NO_ACTIVATION, Layer, layer_config, parse_layer
 from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES, check_optimizer, check_schedule
 from mnist_budget.params import REQUIRED, Key, read_section, require, require_choice
@@ -93,6 +94,13 @@ class StepConfig:
         "fp32",
         "`bf16`: the training forward pass under bf16 autocast (weights, optimizer and evaluation stay fp32)",
         ("fp32", "bf16"),
+    )
+    kernels: str = _key(
+        str,
+        "portable",
+        "`portable`: oneDNN, ATen and MKL held to AVX2 kernels, the same bytes on every x86-64 CPU "
+        "(docs/reproducibility.md); `native`: the CPU's best kernels, other bytes on another kind of CPU",
+        KERNELS,
     )
 
 

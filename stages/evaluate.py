@@ -23,6 +23,7 @@ from mnist_budget.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.dataset import load_mnist
 from mnist_budget.errors import StageError
+from mnist_budget.kernels import check_pinned, pin
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.model_file import DamagedModelFile, load_model
 from mnist_budget.model_stats import count_params, layer_rows, receptive_field
@@ -70,6 +71,8 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     target = load_target(load_params(layout.params))
     config = read_json(layout.config(name))
     step = read_config(name, config)
+    pin(step.kernels)  # scored with the kernels it trained with, set before any tensor
+    check_pinned(step.kernels)
     models = {seed: load_trained(layout, name, seed, config) for seed in step.seeds}
     history = load_history(layout, name, step.seeds)
     data = load_mnist(torch.device("cpu"), step.validation)

@@ -18,12 +18,13 @@ import time
 
 import pandas as pd
 
-from mnist_budget.atomic_files import check_writable, read_json, write_all
+from mnist_budget.atomic_files import check_writable, json_bytes, read_json, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
+from mnist_budget.kernels import pin, slow_bf16
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.model_stats import count_params
 from mnist_budget.nets import build_net
-from mnist_budget.runtime import pick_device, worker_count
+from mnist_budget.runtime import made_on, pick_device, worker_count
 from mnist_budget.seed_pool import train_seeds
 from mnist_budget.step_config import read_config
 
@@ -31,16 +32,27 @@ from mnist_budget.step_config import read_config
 @stage_main
 def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> None:
     step = read_config(name, read_json(layout.config(name)))
+    pin(step.kernels)  # before any tensor: the kernels read it once
     models = {seed: layout.model(name, seed) for seed in step.seeds} if keep_models else {}
-    history_path = layout.history(name)
-    check_writable(*models.values(), history_path)
+    history_path, made_on_path = layout.history(name), layout.made_on(name)
+    check_writable(*models.values(), history_path, made_on_path)
     counts = count_params(build_net(step))
+    device = pick_device(step)
     print(
         f"train {name}: {counts['params_total']:,} params ({counts['params_non_trainable']} non-trainable), "
         f"{step.epochs} epochs, batch {step.batch_size}, seeds {', '.join(map(str, step.seeds))} "
-        f"on {pick_device(step)}, {worker_count(step)} at a time with one thread each",
+        f"on {device}, {worker_count(step)} at a time with one thread each",
         file=sys.stderr,
     )
+    machine = made_on(step, device)
+    if not machine["deterministic"]:
+        print(f"train {name}: warning: on {machine['device']} two runs need not give the same bytes", file=sys.stderr)
+    if step.precision == "bf16" and device.type == "cpu" and (why := slow_bf16(step.kernels)):
+        print(
+            f"train {name}: warning: precision bf16 is slow here ({why}): expect 8-12x fp32's time "
+            "(docs/performance.md); the results stay valid",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     runs = train_seeds(step)
     minutes = (time.perf_counter() - started) / 60  # printed, never written: outputs stay byte-identical
@@ -50,6 +62,7 @@ def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> N
         {
             **{models[seed]: model_file for seed, (_, model_file) in runs.items() if keep_models},
             history_path: history.encode(),
+            made_on_path: json_bytes(machine),
         },
         folders=(layout.model_dir(name),) if keep_models else (),
     )

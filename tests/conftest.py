@@ -16,7 +16,12 @@ import pytest
 import torch
 
 from mnist_budget.idx import encode_idx
+from mnist_budget.kernels import pin
 from mnist_budget.mnist import MNIST_FILES
+
+# The stages' default kernels, for the stages' `main()`s that tests call in this process:
+# set before any tensor is made (ATen and oneDNN read them once).
+pin("portable")
 
 # One valid `steps.<name>` entry, for tests that build configs in memory.
 SMALL_STEP = {

@@ -95,13 +95,14 @@ def test_sub_pipelines_are_generated_from_the_root(name):
     stages = stage_bodies(Path(name) / "dvc.yaml")
     train, model = stages["train"], {f"models/{name}/${{key}}": {"persist": True}}
     history = {f"reports/{name}/steps/${{key}}/history.csv": {"cache": False, "persist": True}}
-    assert history in train["outs"]
+    made_on = {f"reports/{name}/steps/${{key}}/made_on.json": {"cache": False, "persist": True}}
+    assert history in train["outs"] and made_on in train["outs"]
     if SUB_PIPELINES[name].keeps_models:
         assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name}'
         assert model in train["outs"] and "evaluate" in stages
     else:  # every output in git, none in the DVC cache: nothing to evaluate
         assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name} --history-only'
-        assert train["outs"] == [history] and "evaluate" not in stages
+        assert train["outs"] == [history, made_on] and "evaluate" not in stages
         assert all(
             out[next(iter(out))]["cache"] is False for stage in stages.values() for out in stage["outs"]
         )

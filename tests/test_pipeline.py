@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import vl_convert
 import yaml
 
@@ -716,6 +717,47 @@ def test_a_forced_retrain_writes_the_same_bytes(project):
     assert tracked_state(root, env) == before
     assert output_bytes(root) == outputs
     assert "Running stage" not in run(["dvc", "repro"], root, env).stdout  # nothing downstream changed
+
+
+def test_each_history_says_what_made_it(project):
+    """made_on.json beside each history: what besides the params fixes its bytes."""
+    root, _, _ = project
+    for step in STEPS:
+        assert json.loads((root / f"reports/steps/{step}/made_on.json").read_text()) == {
+            "device": "cpu",
+            "kernels": "AVX2 (portable)",
+            "torch": torch.__version__.split("+")[0],
+            "deterministic": True,
+        }
+
+
+def test_bf16_where_it_is_slow_trains_after_one_warning_line_and_native_kernels_are_recorded(project):
+    root, env, _ = project
+    before = tracked_state(root, env)
+    config = "reports/configs/tiny-a.json"
+    edits = {
+        config: (
+            '"precision": "fp32",\n  "kernels": "portable"',
+            '"precision": "bf16",\n  "kernels": "native"',
+        )
+    }
+    try:
+        with edited_files(root, {config: ('"precision": "fp32"', '"precision": "bf16"')}):
+            slow = run([sys.executable, "-m", "stages.train", "tiny-a"], root, env).stderr.splitlines()
+        with edited_files(root, edits):
+            run([sys.executable, "-m", "stages.train", "tiny-a"], root, env)
+            native = json.loads((root / "reports/steps/tiny-a/made_on.json").read_text())
+    finally:
+        run(["git", "checkout", "--", "reports"], root, env)
+        run(["dvc", "checkout", "--force", "train@tiny-a"], root, env)
+    assert tracked_state(root, env) == before
+    warning = (
+        "train tiny-a: warning: precision bf16 is slow here (kernels: portable holds oneDNN to AVX2, which "
+        "has no bf16 convolutions): expect 8-12x fp32's time (docs/performance.md); the results stay valid"
+    )
+    assert [line for line in slow if "warning" in line] == [warning]
+    assert "final test accuracy" in slow[-1]
+    assert native["kernels"].endswith("(native)") and native["device"] == "cpu"
 
 
 def test_a_seed_gives_the_same_bytes_alone_or_beside_another(project):

@@ -1,0 +1,146 @@
+"""Training speed by precision and kernels: bf16 against fp32, native against portable
+kernels, on the headline nets, with the project's own `train_epoch`, one thread.
+
+    python -m benchmarks.precision_speed [--repeats 3] [--images 3840] [--out benchmarks/precision_speed.md]
+
+Every arm runs in a fresh process (the kernel pins must be set before torch starts), on the
+main pipeline's resolved configs (reports/configs/<step>.json) with `precision` set by the
+arm: a warm-up of 256 images, then `--images` training images timed. Arms alternate, so
+drift hits all alike; prints the CPU's model name and torch's CPU capability, the median
+images/s of each arm, fp32/bf16 and the pins' cost. Needs data/prepared (`dvc repro prepare`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from itertools import product
+from pathlib import Path
+
+from mnist_budget.atomic_files import write_text
+from mnist_budget.kernels import KERNELS, pin
+
+STEPS = ("s6-weight-average", "s7-separable", "s8-tiny")  # a dense net, the final one, the tiny one
+PRECISIONS = ("fp32", "bf16")
+WARM_UP_IMAGES = 256  # the first batches build oneDNN's primitives: 2-4x slower than the rest
+
+
+def cpu_model() -> str:
+    """The CPU's model name, family and model numbers, and the instruction sets bf16 needs."""
+    with open("/proc/cpuinfo") as f:
+        fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    extras = sorted(set(fields.get("flags", "").split()) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
+    return f"{fields.get('model name')} (family {fields.get('cpu family')} model {fields.get('model')}; {' '.join(extras)})"
+
+
+def time_epoch(step_name: str, precision: str, kernels: str, images: int, device: str = "cpu") -> float:
+    """Images/s of the project's `train_epoch` on `images` images on `device`, in this
+    process, which has run no kernel yet."""
+    import time
+
+    import torch
+    from tqdm import tqdm
+
+    from mnist_budget.atomic_files import read_json
+    from mnist_budget.dataset import load_mnist
+    from mnist_budget.layout import MAIN_LAYOUT
+    from mnist_budget.nets import build_net
+    from mnist_budget.optim import Schedule, make_optimizer
+    from mnist_budget.runtime import set_up
+    from mnist_budget.step_config import read_config
+    from mnist_budget.training import WeightAverage, train_epoch
+
+    config = {
+        **read_json(MAIN_LAYOUT.config(step_name)),
+        "precision": precision,
+        "device": device,
+        "kernels": kernels,
+    }
+    step = read_config(step_name, config)
+    pin(kernels)
+    device, generator = set_up(step, step.seeds[0])
+    model = build_net(step).to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, step.optimizer)
+    average = WeightAverage(model, step.ema) if step.ema else None
+    schedule = Schedule(optimizer, {"name": "none"}, step.epochs, 1)
+    data = load_mnist(device)
+    all_images, all_labels = data.train_images, data.train_labels
+    rates = []
+    for count in (WARM_UP_IMAGES, images):
+        data.train_images, data.train_labels = all_images[:count], all_labels[:count]
+        started = time.perf_counter()
+        train_epoch(model, data, step, optimizer, schedule, generator, tqdm(disable=True), average)
+        rates.append(count / (time.perf_counter() - started))
+    return rates[-1]
+
+
+def run_arm(step: str, precision: str, kernels: str, images: int) -> tuple[float, str]:
+    """One arm in a fresh process: its images/s and ATen's CPU capability there."""
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.precision_speed",
+        "--arm",
+        step,
+        precision,
+        kernels,
+        str(images),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.splitlines()[-1])
+    return result["rate"], result["capability"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=int, default=3840, help="training images timed per arm")
+    parser.add_argument("--out", default="benchmarks/precision_speed.md")
+    parser.add_argument("--arm", nargs=4, help=argparse.SUPPRESS)  # the child process's side
+    args = parser.parse_args()
+    if args.arm:
+        import torch
+
+        rate = time_epoch(*args.arm[:3], int(args.arm[3]))
+        print(json.dumps({"rate": rate, "capability": torch.backends.cpu.get_cpu_capability()}))
+        return
+
+    arms = list(product(STEPS, PRECISIONS, KERNELS))
+    rates: dict[tuple, list[float]] = {arm: [] for arm in arms}
+    capability = {}
+    for repeat in range(args.repeats):
+        for arm in arms:
+            rate, capability[arm[2]] = run_arm(*arm, args.images)
+            rates[arm].append(rate)
+            print(f"repeat {repeat + 1}/{args.repeats}: {' '.join(arm)} {rate:,.0f} img/s", file=sys.stderr)
+    median = {arm: statistics.median(values) for arm, values in rates.items()}
+    lines = [
+        (
+            f"# {cpu_model()}, torch capability {capability['native']} (portable kernels: "
+            f"{capability['portable']}); the project's train_epoch, 1 thread, {args.images:,} images "
+            f"after {WARM_UP_IMAGES} warm-up, median of {args.repeats}, arms alternating, each in a fresh process"
+        ),
+        "",
+        "| step | kernels | fp32 img/s | bf16 img/s | fp32 / bf16 |",
+        "|---|---|---|---|---|",
+    ]
+    for step, kernels in product(STEPS, KERNELS):
+        fp32, bf16 = median[step, "fp32", kernels], median[step, "bf16", kernels]
+        lines.append(f"| `{step}` | {kernels} | {fp32:,.0f} | {bf16:,.0f} | {fp32 / bf16:.2f}x |")
+    lines += ["", "Cost of the portable pins (native / portable, same precision):", ""]
+    for step, precision in product(STEPS, PRECISIONS):
+        ratio = median[step, precision, "native"] / median[step, precision, "portable"]
+        lines.append(f"- `{step}` {precision}: {ratio:.2f}x")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    write_text(Path(args.out), text)
+
+
+if __name__ == "__main__":
+    main()
