@@ -7,7 +7,9 @@ Every arm runs in a fresh process (the kernel pins must be set before torch star
 main pipeline's resolved configs (reports/configs/<step>.json) with `precision` set by the
 arm: a warm-up of 256 images, then `--images` training images timed. Arms alternate, so
 drift hits all alike; prints the CPU's model name and torch's CPU capability, the median
-images/s of each arm, fp32/bf16 and the pins' cost. Needs data/prepared (`dvc repro prepare`).
+images/s of each arm, fp32/bf16, the pins' cost, and what deterministic mode's NaN fill of
+new tensors (which `runtime.set_up` turns off) costs in fp32. Needs data/prepared
+(`dvc repro prepare`).
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ def cpu_model() -> str:
     return f"{fields.get('model name')} (family {fields.get('cpu family')} model {fields.get('model')}; {' '.join(extras)})"
 
 
-def time_epoch(step_name: str, precision: str, kernels: str, images: int, device: str = "cpu") -> float:
+def time_epoch(
+    step_name: str, precision: str, kernels: str, images: int, device: str = "cpu", fill: bool = False
+) -> float:
     """Images/s of the project's `train_epoch` on `images` images on `device`, in this
-    process, which has run no kernel yet."""
+    process, which has run no kernel yet; `fill`: with deterministic mode's NaN fill of new
+    tensors, which `set_up` turns off."""
     import time
 
     import torch
@@ -63,6 +68,7 @@ def time_epoch(step_name: str, precision: str, kernels: str, images: int, device
     step = read_config(step_name, config)
     pin(kernels)
     device, generator = set_up(step, step.seeds[0])
+    torch.utils.deterministic.fill_uninitialized_memory = fill
     model = build_net(step).to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, step.optimizer)
     average = WeightAverage(model, step.ema) if step.ema else None
@@ -78,7 +84,7 @@ def time_epoch(step_name: str, precision: str, kernels: str, images: int, device
     return rates[-1]
 
 
-def run_arm(step: str, precision: str, kernels: str, images: int) -> tuple[float, str]:
+def run_arm(step: str, precision: str, kernels: str, fill: str, images: int) -> tuple[float, str]:
     """One arm in a fresh process: its images/s and ATen's CPU capability there."""
     command = [
         sys.executable,
@@ -88,6 +94,7 @@ def run_arm(step: str, precision: str, kernels: str, images: int) -> tuple[float
         step,
         precision,
         kernels,
+        fill,
         str(images),
     ]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -102,16 +109,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images", type=int, default=3840, help="training images timed per arm")
     parser.add_argument("--out", default="benchmarks/precision_speed.md")
-    parser.add_argument("--arm", nargs=4, help=argparse.SUPPRESS)  # the child process's side
+    parser.add_argument("--arm", nargs=5, help=argparse.SUPPRESS)  # the child process's side
     args = parser.parse_args()
     if args.arm:
         import torch
 
-        rate = time_epoch(*args.arm[:3], int(args.arm[3]))
+        step, precision, kernels, fill, images = args.arm
+        rate = time_epoch(step, precision, kernels, int(images), fill=fill == "fill")
         print(json.dumps({"rate": rate, "capability": torch.backends.cpu.get_cpu_capability()}))
         return
 
-    arms = list(product(STEPS, PRECISIONS, KERNELS))
+    # the pipeline's way (no fill) in every precision and kernels; the fill in its fp32 alone
+    arms = [
+        *product(STEPS, PRECISIONS, KERNELS, ["no-fill"]),
+        *product(STEPS, ["fp32"], ["portable"], ["fill"]),
+    ]
     rates: dict[tuple, list[float]] = {arm: [] for arm in arms}
     capability = {}
     for repeat in range(args.repeats):
@@ -131,12 +143,20 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     for step, kernels in product(STEPS, KERNELS):
-        fp32, bf16 = median[step, "fp32", kernels], median[step, "bf16", kernels]
+        fp32, bf16 = median[step, "fp32", kernels, "no-fill"], median[step, "bf16", kernels, "no-fill"]
         lines.append(f"| `{step}` | {kernels} | {fp32:,.0f} | {bf16:,.0f} | {fp32 / bf16:.2f}x |")
     lines += ["", "Cost of the portable pins (native / portable, same precision):", ""]
     for step, precision in product(STEPS, PRECISIONS):
-        ratio = median[step, precision, "native"] / median[step, precision, "portable"]
+        ratio = median[step, precision, "native", "no-fill"] / median[step, precision, "portable", "no-fill"]
         lines.append(f"- `{step}` {precision}: {ratio:.2f}x")
+    lines += [
+        "",
+        "Deterministic mode's NaN fill of new tensors, turned off by `set_up` (fp32, portable):",
+        "",
+    ]
+    for step in STEPS:
+        off, on = median[step, "fp32", "portable", "no-fill"], median[step, "fp32", "portable", "fill"]
+        lines.append(f"- `{step}`: {on:,.0f} img/s with the fill, {off:,.0f} without: {off / on:.2f}x")
     text = "\n".join(lines) + "\n"
     print(text)
     write_text(Path(args.out), text)
