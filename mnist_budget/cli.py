@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -42,14 +43,24 @@ def handle_worker_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def handle_signals() -> None:
-    """Exit cleanly on SIGTERM or SIGHUP, and get SIGTERM when the parent dies: otherwise a stopped `dvc repro` leaves its stage
+def die_with_parent() -> None:
+    """Get SIGTERM when the parent dies: otherwise a stopped `dvc repro` leaves its stage
     running, orphaned. The parent is dvc itself because every dvc.yaml command starts with
-    `exec` (dash, DVC's shell when $SHELL is unset, would otherwise stay in between)."""
+    `exec` (dash, DVC's shell when $SHELL is unset, would otherwise stay in between). A stage
+    asks for it first thing (stages/__init__.py), before seconds of imports; if the parent
+    died before even that, the process has been handed to init (pid 1), and exits."""
+    if sys.platform != "linux":
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:
+        sys.exit(128 + signal.SIGTERM)
+
+
+def handle_signals() -> None:
+    """Exit cleanly on SIGTERM or SIGHUP, and die with the parent (`die_with_parent`)."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _exit_on_signal)
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    die_with_parent()
 
 
 def stage_main(main: Callable[..., None]) -> Callable[..., None]:

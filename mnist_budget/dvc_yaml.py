@@ -119,7 +119,12 @@ def import_closure(module: str) -> list[str]:
 
 # They word a fault, wire signals or draw progress: no stage's output depends on them, so
 # rewording an error message or redrawing a bar reruns nothing.
-FAULT_WORDING = ("mnist_budget/cli.py", "mnist_budget/errors.py", "mnist_budget/progress.py")
+FAULT_WORDING = (
+    "mnist_budget/cli.py",
+    "mnist_budget/errors.py",
+    "mnist_budget/progress.py",
+    "stages/__init__.py",
+)
 # They read and check params files. A stage that declares no params reads none: what they
 # do reaches it only through the resolved config it reads (reports/configs/<step>.json,
 # written by `resolve`, whose deps they are). So the train stages, which read that file

@@ -41,6 +41,10 @@ class Layout:
         return f"dvc repro --force {where}{stage}@{step}"
 
     @property
+    def lock(self) -> Path:
+        return self.params.parent / "dvc.lock"  # beside the pipeline's dvc.yaml
+
+    @property
     def configs(self) -> Path:
         return self.reports / "configs"  # each step as it trains: written by `resolve`
 

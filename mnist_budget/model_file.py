@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mnist_budget.atomic_files import md5_of
 from mnist_budget.errors import StageError
 from mnist_budget.mnist import IMAGE_SHAPE
 
@@ -43,8 +44,12 @@ def model_bytes(model: nn.Module, config: dict[str, Any]) -> bytes:
     return archive.getvalue()
 
 
-def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The exported model (images -> logits) and the config saved with it."""
+def load_model(path: Path, md5: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The exported model (images -> logits) and the config saved with it, loaded only if
+    its bytes have the `md5` that dvc.lock records: torch.export.load unpickles, which can
+    run code (`dvc_lock`'s trust boundary)."""
+    if (actual := md5_of(path)) != md5:
+        raise DamagedModelFile(f"{path}: not the bytes dvc.lock records (md5 {actual}, recorded {md5}), not loaded")
     try:
         with zipfile.ZipFile(path) as archive:  # checked here: torch logs a traceback, then fails
             damaged = archive.testzip()

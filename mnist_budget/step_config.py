@@ -25,7 +25,10 @@ from mnist_budget.params import REQUIRED, Key, read_section, require, require_ch
 # DVC names a foreach stage `train@<step>` and the params key `steps.<step>`:
 # dots, slashes, `@` or spaces in a step name would break one or the other.
 TRAIN_IMAGES = 60_000
-STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$", re.ASCII)
+# a file name holds 255 bytes; the longest a step names is its temporary config file,
+# `.<step>.<8 random>.tmp.json`: 100 leaves room to spare
+MAX_STEP_NAME = 100
 AUGMENT = {
     "rotate": Key(float, 0.0, "±degrees"),
     "translate": Key(float, 0.0, "±fraction of the side, per axis"),
@@ -136,7 +139,14 @@ def parse_step(name: str, entry: Any) -> StepConfig:
     require(
         isinstance(name, str) and bool(STEP_NAME.match(name)),
         where,
-        "a step name may hold only letters, digits, '-' and '_' (DVC uses it in stage names)",
+        "a step name may hold only ASCII letters, digits, '-' and '_', and start with a letter or "
+        "digit (DVC uses it in stage names)",
+    )
+    require(
+        len(name) <= MAX_STEP_NAME,
+        where,
+        f"a step name may be at most {MAX_STEP_NAME} characters long ({len(name)} here): it names "
+        "files and folders",
     )
     for key, reason in RETIRED_KEYS.items():
         require(not (isinstance(entry, dict) and key in entry), f"{where}.{key}", reason)

@@ -22,6 +22,7 @@ from torch import nn
 from mnist_budget.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
 from mnist_budget.dataset import load_mnist
+from mnist_budget.dvc_lock import REPAIR, recorded_files
 from mnist_budget.errors import StageError
 from mnist_budget.kernels import check_pinned, pin
 from mnist_budget.layout import MAIN_LAYOUT, Layout
@@ -50,14 +51,20 @@ def layer_table(rows: list[dict]) -> str:
     return table.to_markdown(index=False) + "\n"
 
 
-def load_trained(layout: Layout, name: str, seed: int, config: dict) -> nn.Module:
-    """The step's model of `seed`, refused when damaged or trained with another config."""
+def load_trained(layout: Layout, name: str, seed: int, config: dict, recorded: dict) -> nn.Module:
+    """The step's model of `seed`, refused when its bytes are not those dvc.lock records
+    (`recorded`: each model file's md5), damaged, or trained with another config."""
     path = layout.model(name, seed)
     retrain = f"retrain it: {layout.repro_command('train', name)}"
+    if path not in recorded:
+        raise StageError(
+            f"{path}: {layout.lock} records no such file of train@{name} (its listing in the DVC "
+            "cache is missing, or the step was trained outside dvc repro); not loaded: run `dvc repro`"
+        )
     try:
-        model, stored = load_model(path)
+        model, stored = load_model(path, recorded[path])
     except DamagedModelFile as error:
-        raise StageError(f"{error}; {retrain}") from None
+        raise StageError(f"{error}; {REPAIR}") from None
     if stored.get("config") != config or stored.get("seed") != seed:
         raise StageError(
             f"{path}: holds a model of step {stored.get('name')!r}, seed {stored.get('seed')}, trained "
@@ -73,7 +80,8 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     step = read_config(name, config)
     pin(step.kernels)  # scored with the kernels it trained with, set before any tensor
     check_pinned(step.kernels)
-    models = {seed: load_trained(layout, name, seed, config) for seed in step.seeds}
+    recorded = recorded_files(layout.lock, f"train@{name}", layout.model_dir(name))
+    models = {seed: load_trained(layout, name, seed, config, recorded) for seed in step.seeds}
     history = load_history(layout, name, step.seeds)
     data = load_mnist(torch.device("cpu"), step.validation)
     predictions, accuracies, val_accuracies = {}, {}, {}

@@ -10,22 +10,39 @@ recipe retrains every step that does not override what changed, rewording a desc
 retrains nothing. The sections the reports read (`target`, `headline`, `public_results`,
 `without`, the ablation's `baseline` and `arms`, a seed-systems pipeline's `systems`) are
 checked here too. A typo stops here, with one line
-naming the key, and no model or history is touched. Configs are replaced all at once, and
-the files of removed steps deleted.
+naming the key, and no model or history is touched. Configs are replaced all at once; a
+step no longer in params loses its config, outputs and dvc.lock entries, which DVC keeps.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from mnist_budget.atomic_files import json_bytes, write_all
 from mnist_budget.cli import pipeline_parser, stage_main
+from mnist_budget.dvc_lock import forget_stages, lock_stages
 from mnist_budget.layout import MAIN_LAYOUT, Layout
 from mnist_budget.nets import build_layers
 from mnist_budget.params import ParamsError, load_params
 from mnist_budget.report_config import check_report_params, load_headline, load_without
 from mnist_budget.seed_systems import load_systems
 from mnist_budget.step_config import config_of, load_steps, read_config
+
+
+def remove_old_steps(layout: Layout, steps: dict) -> list[str]:
+    """The steps `layout`'s dvc.lock still records that params no longer has, their outputs
+    and lock entries removed: DVC leaves both behind (and a line in models/.gitignore, which
+    it stages in git and which hides nothing else). Nothing is lost: git holds the reports
+    and the lock, the DVC cache the models."""
+    stages = {name: name.split("@", 1)[1] for name in lock_stages(layout.lock) if "@" in name}
+    old = sorted(set(stages.values()) - set(steps))
+    for name in old:
+        shutil.rmtree(layout.model_dir(name), ignore_errors=True)
+        shutil.rmtree(layout.step_dir(name), ignore_errors=True)
+    if old:
+        forget_stages(layout.lock, {stage for stage, step in stages.items() if step in old})
+    return old
 
 
 @stage_main
@@ -55,6 +72,12 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
         + (f" (removed {', '.join(stale)})" if stale else ""),
         file=sys.stderr,
     )
+    if old := remove_old_steps(layout, steps):
+        print(
+            f"resolve: removed the outputs and {layout.lock} entries of steps no longer in "
+            f"{layout.params}: {', '.join(old)} (`git checkout` and `dvc checkout` bring them back)",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -151,9 +151,20 @@ def test_the_old_single_seed_key_says_what_replaced_it():
     assert error_of({**entry(), "seed": 1}) == "steps.s1.seed: is now `seeds`, a list: seeds: [1]"
 
 
-@pytest.mark.parametrize("name", ["s1.bn", "my step", "a/b", "x@y", "-lead"])
+@pytest.mark.parametrize("name", ["s1.bn", "my step", "a/b", "x@y", "-lead", "s3-größe"])
 def test_step_names_dvc_cannot_use(name):
-    assert "a step name may hold only letters" in error_of(entry(), name=name)
+    assert error_of(entry(), name=name) == (
+        f"steps.{name}: a step name may hold only ASCII letters, digits, '-' and '_', and start "
+        "with a letter or digit (DVC uses it in stage names)"
+    )
+
+
+def test_a_step_name_too_long_for_a_file_name_is_refused_before_training():
+    name = "s" * 240
+    assert error_of(entry(), name=name) == (
+        f"steps.{name}: a step name may be at most 100 characters long (240 here): it names "
+        "files and folders"
+    )
 
 
 def test_load_steps_validates_every_step():

@@ -117,3 +117,59 @@ def _state(proc: Path) -> str:
         return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+# A stage-like program that rewrites many outputs with `write_all` over and over, each time
+# with the next generation number, until it is stopped.
+REWRITING = """
+import sys
+from pathlib import Path
+from mnist_budget.atomic_files import write_all
+from mnist_budget.cli import stage_main
+
+@stage_main
+def main(folder):
+    paths = [Path(folder) / f"out{i}.txt" for i in range(int(sys.argv[2]))]
+    while True:
+        generation = int(paths[0].read_text()) + 1
+        write_all({path: str(generation).encode() for path in paths})
+
+main(sys.argv[1])
+"""
+
+
+def test_a_signal_never_lands_between_the_renames_of_write_all(tmp_path):
+    """Stopped at many moments, the outputs are always all of one generation, never mixed."""
+    count = 1500
+    for i in range(count):
+        (tmp_path / f"out{i}.txt").write_text("0")
+    generations = set()
+    for trial in range(12):
+        process = subprocess.Popen([sys.executable, "-c", REWRITING, str(tmp_path), str(count)], env=ENV)
+        time.sleep(0.3 + 0.037 * trial)  # a fraction of a second of imports, then a write every few tens of ms
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        contents = {(tmp_path / f"out{i}.txt").read_text() for i in range(count)}
+        assert len(contents) == 1, f"trial {trial}: outputs of {len(contents)} generations"
+        generations |= contents
+        assert not list(tmp_path.glob(".*"))  # no temporary file or kept link left
+    assert len(generations) > 1, "the program never got to write: the test tested nothing"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="marking a file immutable (chattr +i) needs root")
+def test_a_rename_that_fails_midway_puts_back_the_outputs_already_renamed(tmp_path):
+    from mnist_budget.atomic_files import write_all
+
+    paths = [tmp_path / name for name in ("report.md", "summary.csv", "figure.png")]
+    for path in paths:
+        path.write_text("old")
+    if subprocess.run(["chattr", "+i", str(paths[1])], check=False).returncode:
+        pytest.skip("this file system cannot mark a file immutable")
+    try:
+        with pytest.raises(PermissionError) as error:
+            write_all({path: b"new" for path in paths} | {tmp_path / "new.txt": b"new"})
+    finally:
+        subprocess.run(["chattr", "-i", str(paths[1])], check=True)
+    assert error.value.filename == str(paths[1])  # the output, not its temporary file
+    assert [path.read_text() for path in paths] == ["old", "old", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "report.md", "summary.csv"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import io
 import os
+import pickle
 import subprocess
 import sys
 import zipfile
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mnist_budget.atomic_files import md5_of
 from mnist_budget.model_file import DamagedModelFile, load_model, model_bytes
 from mnist_budget.nets import build_net
 from mnist_budget.step_config import config_of, parse_step
@@ -75,7 +77,7 @@ def test_two_processes_in_other_folders_export_the_same_bytes(tmp_path):
 def test_a_model_file_loads_with_its_config(tmp_path):
     path = tmp_path / "seed1.pt2"
     path.write_bytes(exported())
-    model, stored = load_model(path)
+    model, stored = load_model(path, md5_of(path))
     assert stored == {"config": config_of(parse_step("s1", STEP))}
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
@@ -93,5 +95,30 @@ def test_a_damaged_model_file_is_one_line_naming_it(tmp_path, damage, reason):
     path = tmp_path / "seed1.pt2"
     path.write_bytes(damage(exported()))
     with pytest.raises(DamagedModelFile) as info:
-        load_model(path)
+        load_model(path, md5_of(path))  # bytes that dvc.lock records, yet damaged
     assert str(info.value).startswith(f"{path}: {reason}") and "\n" not in str(info.value)
+
+
+def test_a_model_whose_bytes_are_not_the_recorded_ones_is_never_unpickled(tmp_path):
+    """A pickle that would run code when loaded: refused on its md5 alone."""
+    path = tmp_path / "seed1.pt2"
+    path.write_bytes(exported())
+    recorded = md5_of(path)
+    marker = tmp_path / "ran"
+    path.write_bytes(pickle.dumps(Runs(str(marker))))
+    with pytest.raises(DamagedModelFile) as info:
+        load_model(path, recorded)
+    assert str(info.value) == (
+        f"{path}: not the bytes dvc.lock records (md5 {md5_of(path)}, recorded {recorded}), not loaded"
+    )
+    assert not marker.exists()
+
+
+class Runs:
+    """Unpickling it creates a file: code run by loading."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path(self.path).touch, ())

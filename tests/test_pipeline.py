@@ -4,6 +4,7 @@ from a local folder and from an HTTP server on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -386,6 +387,7 @@ def teammate(origin: Path, storage: Path, tmp_path: Path, env: dict) -> Path:
     clone = tmp_path / "teammate"
     run(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
     run(["dvc", "remote", "add", "--local", "-d", "shared", str(storage)], clone, env)
+    run(["dvc", "remote", "modify", "--local", "shared", "verify", "true"], clone, env)  # as docs/sharing.md
     return clone
 
 
@@ -406,6 +408,23 @@ def test_a_teammate_pulls_every_result_and_trains_nothing(project, tmp_path):
             for seed in SEEDS:
                 model = f"models/{step}/seed{seed}.pt2"
                 assert (clone / model).read_bytes() == (root / model).read_bytes()
+
+
+def test_a_tampered_model_on_the_remote_never_reaches_a_teammate(project, tmp_path):
+    """With `verify` on, as docs/sharing.md sets it up, DVC hashes what it pulls and refuses
+    an object whose bytes are not its name."""
+    root, env, _ = project
+    with shared_through(root, env, tmp_path) as (storage, origin):
+        run(["dvc", "push"], root, env)
+        md5 = hashlib.md5((root / "models/tiny-a/seed1.pt2").read_bytes()).hexdigest()
+        stored = storage / "files/md5" / md5[:2] / md5[2:]
+        stored.chmod(0o644)
+        stored.write_bytes(b"import os; os.system('anything')")
+        clone = teammate(origin, storage, tmp_path, {**env, "MNIST_MIRROR": ""})
+        pulled = run(["dvc", "pull"], clone, env, check=False)
+    assert pulled.returncode != 0 and "Checkout failed" in pulled.stderr
+    assert not (clone / "models/tiny-a/seed1.pt2").exists()
+    assert not [p for p in clone.rglob("*") if p.is_file() and b"os.system" in p.read_bytes()]
 
 
 def test_a_teammate_pulls_an_experiment_and_trains_nothing(project, tmp_path):
@@ -815,6 +834,73 @@ def test_sigterm_to_a_train_stage_stops_its_workers_and_keeps_the_outputs(projec
     assert not list(root.rglob(".*.tmp*"))
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_no_model_or_data_can_be_committed_whatever_dvc_does_to_its_gitignore(project):
+    """A failed `dvc repro` undoes DVC's own .gitignore entries: the project's own hold."""
+    root, env, _ = project
+    with edited_files(root, {"models/.gitignore": ("/tiny-a\n", "")}):
+        status = run(["git", "status", "--porcelain", "--untracked-files=all"], root, env).stdout
+    assert status.strip() and ".pt2" not in status and "data/" not in status, status
+
+
+def test_a_removed_step_leaves_no_outputs_gitignore_line_or_lock_entry(project):
+    """DVC keeps all three for a stage that no longer exists; `resolve` removes them."""
+    root, env, _ = project
+    before = tracked_state(root, env)
+    added = "  tiny-c:\n    description: A step added, then removed.\n    seeds:\n    - 1\nheadline:"
+    with edited_files(root, {"params.yaml": ("headline:", added)}):
+        assert "train@tiny-c" in stages_ran(["dvc", "repro"], root, env)
+        assert (root / "models/tiny-c/seed1.pt2").is_file()
+    result = run(["dvc", "repro"], root, env)
+    assert (
+        "resolve: removed the outputs and dvc.lock entries of steps no longer in params.yaml: tiny-c "
+        "(`git checkout` and `dvc checkout` bring them back)"
+    ) in result.stderr
+    assert not (root / "models/tiny-c").exists() and not (root / "reports/steps/tiny-c").exists()
+    # dvc.lock and git status as before the step came, but for DVC's own line in models/.gitignore
+    ignored = run(["git", "diff", "--cached", "models/.gitignore"], root, env).stdout
+    run(["git", "checkout", "HEAD", "--", "models/.gitignore"], root, env)
+    assert tracked_state(root, env) == before
+    assert [line for line in ignored.splitlines() if line.startswith(("+/", "-/"))] == ["+/tiny-c"]
+
+
+def test_a_dvc_killed_as_its_train_stage_starts_takes_the_stage_with_it(project):
+    """The stage dies with its `dvc` even in its first second, while it is still importing
+    torch: it asks for that before any import (stages/__init__.py)."""
+    root, env, _ = project
+    before = tracked_state(root, env)
+    dvc = subprocess.Popen(
+        ["dvc", "repro", "--force", "--single-item", "train@tiny-a"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    children = Path(f"/proc/{dvc.pid}/task/{dvc.pid}/children")
+    stage, deadline = None, time.monotonic() + 60
+    while stage is None and time.monotonic() < deadline:
+        for pid in map(int, children.read_text().split() if children.exists() else []):
+            with contextlib.suppress(FileNotFoundError):
+                if b"stages.train" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    stage = pid
+        time.sleep(0.01)
+    assert stage is not None, "dvc started no train stage"
+    time.sleep(0.3)
+    dvc.kill()
+    dvc.wait()
+    deadline = time.monotonic() + 1.5  # its imports alone take about 3 s
+    while alive(stage) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(stage), "the train stage outlived the dvc that started it"
+    run(["dvc", "repro", "--single-item", "train@tiny-a"], root, env)  # DVC's own lock, released
+    assert tracked_state(root, env) == before
+    assert not list(root.rglob(".*.tmp*"))
+
+
 def test_editing_one_step_retrains_that_step_alone(project):
     root, env, _ = project
     before = tracked_state(root, env)
@@ -905,8 +991,8 @@ def test_exp_run_set_one_step_changes_exactly_that_step(project):
             "  tiny-b:\n",
             "  tiny b:\n",
             (
-                "error: invalid params: steps.tiny b: a step name may hold only letters, digits, '-' and '_' "
-                "(DVC uses it in stage names)"
+                "error: invalid params: steps.tiny b: a step name may hold only ASCII letters, digits, '-' "
+                "and '_', and start with a letter or digit (DVC uses it in stage names)"
             ),
         ),
         (
@@ -1098,6 +1184,9 @@ def test_a_failed_train_replaces_no_output(project):
     assert not list(root.rglob(".*.tmp*"))
 
 
+REPAIR_ADVICE = "repair: python -m mnist_budget.dvc_lock --repair, then dvc repro"
+
+
 def test_a_damaged_model_stops_evaluate_which_keeps_its_outputs(project):
     root, env, _ = project
     before, outputs = tracked_state(root, env), output_bytes(root)
@@ -1105,27 +1194,56 @@ def test_a_damaged_model_stops_evaluate_which_keeps_its_outputs(project):
     with damaged(model, model.read_bytes()[:5000]):
         result = run(["dvc", "repro", "--force", "--single-item", "evaluate@tiny-a"], root, env, check=False)
     assert result.returncode != 0
-    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [
-        (
-            "error: models/tiny-a/seed1.pt2: not a model file (File is not a zip file); "
-            "retrain it: dvc repro --force train@tiny-a"
-        )
-    ]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1
+    assert re.fullmatch(
+        r"error: models/tiny-a/seed1\.pt2: not the bytes dvc\.lock records \(md5 \w{32}, recorded \w{32}\), "
+        rf"not loaded; {re.escape(REPAIR_ADVICE)}",
+        errors[0],
+    ), errors[0]
     assert output_bytes(root) == outputs and tracked_state(root, env) == before
 
 
-def test_another_steps_model_is_refused(project):
+def test_another_steps_model_is_refused_before_it_is_loaded(project):
     root, env, _ = project
     model = root / "models/tiny-a/seed2.pt2"
     with damaged(model, (root / "models/tiny-b/seed2.pt2").read_bytes()):
         result = run([sys.executable, "-m", "stages.evaluate", "tiny-a"], root, env, check=False)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        (
-            "error: models/tiny-a/seed2.pt2: holds a model of step 'tiny-b', seed 2, trained with another "
-            "config than reports/configs/tiny-a.json (seed 2); retrain it: dvc repro --force train@tiny-a"
-        )
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: models/tiny-a/seed2.pt2: not the bytes dvc.lock records"
+    )
+
+
+def test_a_corrupted_cache_object_is_found_and_rebuilt_alone(project):
+    """Bytes flipped in the cache object of a model: `dvc status` cannot see it; the project's
+    check does, and its repair makes the next `dvc repro` rebuild that step alone."""
+    root, env, _ = project
+    before, outputs = tracked_state(root, env), output_bytes(root)
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["train@tiny-a"]
+    listing_md5 = next(out["md5"] for out in lock["outs"] if out["path"] == "models/tiny-a")
+    cache = root / ".dvc/cache/files/md5"
+    entries = json.loads((cache / listing_md5[:2] / listing_md5[2:]).read_text())
+    md5 = next(e["md5"] for e in entries if e["relpath"] == "seed1.pt2")
+    cached = cache / md5[:2] / md5[2:]
+    cached.chmod(0o644)
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    check = [sys.executable, "-m", "mnist_budget.dvc_lock"]
+    found = run(check, root, env, check=False)
+    assert found.returncode == 1
+    assert found.stdout.splitlines() == [
+        f"bad cache object: .dvc/cache/files/md5/{md5[:2]}/{md5[2:]} (its bytes are not the md5 its name says)",
+        "bad output: models/tiny-a/seed1.pt2 of train@tiny-a (dvc.lock): not the bytes the lock records",
     ]
+    repaired = run([*check, "--repair"], root, env)
+    assert repaired.stdout.splitlines()[-1] == (
+        "dvc_lock: removed 1 bad object(s) and 1 output file(s); `dvc repro` rebuilds them (train@tiny-a)"
+    )
+    assert stages_ran(["dvc", "repro"], root, env) == ["train@tiny-a"]
+    assert run(check, root, env).returncode == 0
+    assert output_bytes(root) == outputs and tracked_state(root, env) == before
 
 
 @pytest.mark.parametrize(
