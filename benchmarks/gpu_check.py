@@ -16,8 +16,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from benchmarks.precision_speed import cpu_model, time_epoch
-from mnist_budget.atomic_files import read_json, write_text
+from benchmarks.precision_speed import cpu_model, publish, time_epoch
+from mnist_budget.atomic_files import read_json
 from mnist_budget.kernels import pin
 from mnist_budget.layout import MAIN_LAYOUT
 from mnist_budget.params import load_params
@@ -60,9 +60,7 @@ def main() -> None:
     for where in ("cuda", "cpu") if device.type == "cuda" else ("cpu",):
         rate = time_epoch(final, "fp32", step.kernels, args.images, where)
         lines.append(f"- {final} training, fp32, {args.images:,} images on {where}: {rate:,.0f} img/s")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    write_text(Path(args.out), text)
+    publish(lines, Path(args.out))
 
 
 if __name__ == "__main__":

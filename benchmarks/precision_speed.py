@@ -84,6 +84,13 @@ def time_epoch(
     return rates[-1]
 
 
+def publish(lines: list[str], out: Path) -> None:
+    """Print a benchmark's result lines and write them to `out`, the committed record."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    write_text(out, text)
+
+
 def run_arm(step: str, precision: str, kernels: str, fill: str, images: int) -> tuple[float, str]:
     """One arm in a fresh process: its images/s and ATen's CPU capability there."""
     command = [
@@ -157,9 +164,7 @@ def main() -> None:
     for step in STEPS:
         off, on = median[step, "fp32", "portable", "no-fill"], median[step, "fp32", "portable", "fill"]
         lines.append(f"- `{step}`: {on:,.0f} img/s with the fill, {off:,.0f} without: {off / on:.2f}x")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    write_text(Path(args.out), text)
+    publish(lines, Path(args.out))
 
 
 if __name__ == "__main__":
