@@ -10,7 +10,7 @@ seed has trained.
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import torch
@@ -23,8 +23,6 @@ from mnist_budget.nets import build_net
 from mnist_budget.runtime import set_up, worker_count
 from mnist_budget.step_config import StepConfig, config_of
 from mnist_budget.training import fit
-
-SIGNAL_POLL_S = 0.2  # how soon a signal that landed on another thread stops the stage
 
 
 def train_seed(step: StepConfig, seed: int, bar_line: int = 0, threads: int = 1) -> tuple[list[dict], bytes]:
@@ -51,14 +49,6 @@ def train_seeds(step: StepConfig) -> dict[int, tuple[list[dict], bytes]]:
     )
     try:
         runs = {seed: pool.submit(train_seed, step, seed, line) for line, seed in enumerate(step.seeds)}
-        pending = set(runs.values())
-        while pending:
-            # Waits with a timeout: the kernel may hand Ctrl-C or SIGTERM to one of the pool's
-            # threads, and a main thread blocked without one never wakes to raise it (the
-            # Ctrl-C test hung 60 s so in a fresh clone)
-            done, pending = wait(pending, timeout=SIGNAL_POLL_S, return_when=FIRST_EXCEPTION)
-            for run in done:
-                run.result()  # the first failure, raised now
         return {seed: run.result() for seed, run in runs.items()}
     except BrokenProcessPool as error:
         raise StageError(f"step {step.name}: a training worker died ({error}); run the stage again") from None
