@@ -1275,6 +1275,18 @@ def test_a_bad_history_stops_the_report_which_keeps_its_outputs(project, damage,
     assert folder_bytes(root, "reports") == reports and tracked_state(root, env) == before
 
 
+@contextlib.contextmanager
+def ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    """Ctrl-C's default action for the processes started within, as a terminal's foreground
+    job has it: a test run started as a background job of a script has SIGINT ignored, and a
+    child inherits that (a handled signal, unlike an ignored one, is reset at exec)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_stops_a_train_stage_with_one_line(project):
     root, env, _ = project
     outputs = output_bytes(root)
@@ -1283,7 +1295,7 @@ def test_ctrl_c_stops_a_train_stage_with_one_line(project):
     config.write_text(json.dumps({**json.loads(original), "epochs": UNENDING_EPOCHS}))
     log = root.parent / "ctrl-c-stage.log"
     try:
-        with open(log, "w") as stderr:  # a file: see the SIGTERM test
+        with open(log, "w") as stderr, ctrl_c_as_in_a_terminal():  # a file: see the SIGTERM test
             stage = subprocess.Popen(
                 [sys.executable, "-m", "stages.train", "tiny-a"], cwd=root, env=env, stderr=stderr,
                 start_new_session=True,
