@@ -46,25 +46,26 @@ def object_path(md5: str) -> Path:
     return cache_dir() / "files" / "md5" / md5[:2] / md5[2:]
 
 
+def _stages(lock: Path) -> dict[str, dict]:
+    """Each stage `lock` records, by name; empty when there is no lock."""
+    if not lock.is_file():
+        return {}
+    with open(lock) as f:
+        return (yaml.safe_load(f) or {}).get("stages", {})
+
+
 def lock_outs(lock: Path) -> list[tuple[str, Path, str]]:
     """(stage, output path, md5) of every output `lock` records."""
-    if not lock.is_file():
-        return []
-    with open(lock) as f:
-        stages = (yaml.safe_load(f) or {}).get("stages", {})
     return [
         (stage, Path(out["path"]), out["md5"])
-        for stage, body in stages.items()
+        for stage, body in _stages(lock).items()
         for out in body.get("outs", [])
     ]
 
 
 def lock_stages(lock: Path) -> list[str]:
     """The names of the stages `lock` records."""
-    if not lock.is_file():
-        return []
-    with open(lock) as f:
-        return list((yaml.safe_load(f) or {}).get("stages", {}))
+    return list(_stages(lock))
 
 
 def forget_stages(lock: Path, names: set[str]) -> None:
