@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 
 from benchmarks.precision_speed import cpu_model, publish, time_epoch
-from mnist_budget.atomic_files import read_json
-from mnist_budget.kernels import pin
-from mnist_budget.layout import MAIN_LAYOUT
-from mnist_budget.params import load_params
-from mnist_budget.step_config import read_config
+from mnist_budget.base.atomic_files import read_json
+from mnist_budget.base.kernels import pin
+from mnist_budget.base.layout import MAIN_LAYOUT
+from mnist_budget.config.params import load_params
+from mnist_budget.config.step_config import read_config
 
 
 def main() -> None:
@@ -38,8 +38,8 @@ def main() -> None:
     pin(step.kernels)  # as the train stage: before any tensor
     import torch
 
-    from mnist_budget.runtime import made_on, pick_device
-    from mnist_budget.seed_pool import train_seed
+    from mnist_budget.train.runtime import made_on, pick_device
+    from mnist_budget.train.seed_pool import train_seed
 
     device = pick_device(step)
     lines = [f"# {cpu_model()}; torch {torch.__version__}; `device: auto` picked {device}"]

@@ -22,8 +22,8 @@ import sys
 from itertools import product
 from pathlib import Path
 
-from mnist_budget.atomic_files import write_text
-from mnist_budget.kernels import KERNELS, pin
+from mnist_budget.base.atomic_files import write_text
+from mnist_budget.base.kernels import KERNELS, pin
 
 STEPS = ("s6-weight-average", "s7-separable", "s8-tiny")  # a dense net, the final one, the tiny one
 PRECISIONS = ("fp32", "bf16")
@@ -50,14 +50,14 @@ def time_epoch(
     import torch
     from tqdm import tqdm
 
-    from mnist_budget.atomic_files import read_json
-    from mnist_budget.dataset import load_mnist
-    from mnist_budget.layout import MAIN_LAYOUT
-    from mnist_budget.nets import build_net
-    from mnist_budget.optim import Schedule, make_optimizer
-    from mnist_budget.runtime import set_up
-    from mnist_budget.step_config import read_config
-    from mnist_budget.training import WeightAverage, train_epoch
+    from mnist_budget.base.atomic_files import read_json
+    from mnist_budget.base.layout import MAIN_LAYOUT
+    from mnist_budget.config.step_config import read_config
+    from mnist_budget.train.dataset import load_mnist
+    from mnist_budget.train.nets import build_net
+    from mnist_budget.train.optim import Schedule, make_optimizer
+    from mnist_budget.train.runtime import set_up
+    from mnist_budget.train.training import WeightAverage, train_epoch
 
     config = {
         **read_json(MAIN_LAYOUT.config(step_name)),

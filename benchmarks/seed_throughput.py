@@ -26,12 +26,12 @@ from pathlib import Path
 
 import torch
 
-from mnist_budget.atomic_files import write_text
-from mnist_budget.kernels import pin
-from mnist_budget.params import load_params
-from mnist_budget.runtime import THREADS_VARIABLE
-from mnist_budget.seed_pool import train_seed, train_seeds
-from mnist_budget.step_config import StepConfig, load_steps
+from mnist_budget.base.atomic_files import write_text
+from mnist_budget.base.kernels import pin
+from mnist_budget.config.params import load_params
+from mnist_budget.config.step_config import StepConfig, load_steps
+from mnist_budget.train.runtime import THREADS_VARIABLE
+from mnist_budget.train.seed_pool import train_seed, train_seeds
 
 SPAWN = multiprocessing.get_context("spawn")
 TRAIN_IMAGES = 60_000

@@ -31,18 +31,18 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 from tqdm import tqdm
 
-from mnist_budget.atomic_files import write_text
-from mnist_budget.dataset import load_mnist
-from mnist_budget.kernels import pin
-from mnist_budget.layout import RAW_DIR
-from mnist_budget.model_stats import count_params
-from mnist_budget.nets import build_net
-from mnist_budget.optim import Schedule, make_optimizer
-from mnist_budget.params import load_params
-from mnist_budget.runtime import seed_everything
-from mnist_budget.scoring import loss_and_accuracy
-from mnist_budget.step_config import load_steps, parse_step
-from mnist_budget.training import WeightAverage, train_epoch
+from mnist_budget.base.atomic_files import write_text
+from mnist_budget.base.kernels import pin
+from mnist_budget.base.layout import RAW_DIR
+from mnist_budget.config.params import load_params
+from mnist_budget.config.step_config import load_steps, parse_step
+from mnist_budget.train.dataset import load_mnist
+from mnist_budget.train.model_stats import count_params
+from mnist_budget.train.nets import build_net
+from mnist_budget.train.optim import Schedule, make_optimizer
+from mnist_budget.train.runtime import seed_everything
+from mnist_budget.train.scoring import loss_and_accuracy
+from mnist_budget.train.training import WeightAverage, train_epoch
 
 # The ~9.7K-trainable-parameter net of the seed progressions' shape: 3x3 convs, max pool at
 # a receptive field of 7, a 1x1 squeeze, GAP and a 1x1 classifier.

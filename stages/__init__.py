@@ -7,7 +7,7 @@ otherwise leave it training on, orphaned, writing outputs that dvc.lock does not
 
 import sys
 
-from mnist_budget.cli import die_with_parent
+from mnist_budget.base.signals import die_with_parent
 
 # `python -m stages.<stage>`: Python sets argv[0] to "-m" while it locates the module
 # (its docs); a test or a benchmark importing a stage keeps its own parent rules

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import sys
 
-from mnist_budget import figures
-from mnist_budget.ablation import ABLATION, effects_table, final_accuracies, write_report
-from mnist_budget.atomic_files import read_json, write_all
-from mnist_budget.cli import pipeline_parser, stage_main
-from mnist_budget.errors import StageError
-from mnist_budget.layout import Layout
-from mnist_budget.params import load_params
-from mnist_budget.report_config import load_arms
-from mnist_budget.scoring import load_history
-from mnist_budget.step_config import resolve
+from mnist_budget.base.atomic_files import read_json, write_all
+from mnist_budget.base.errors import StageError
+from mnist_budget.base.layout import Layout
+from mnist_budget.config.params import load_params
+from mnist_budget.config.report_config import load_arms
+from mnist_budget.config.step_config import resolve
+from mnist_budget.report import figures
+from mnist_budget.report.ablation import ABLATION, effects_table, final_accuracies, write_report
+from mnist_budget.report.history import load_history
+from stages.cli import pipeline_parser, stage_main
 
 
 @stage_main

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from mnist_budget import seed_systems, seed_systems_report
-from mnist_budget.cli import pipeline_parser, stage_main
-from mnist_budget.layout import Layout
-from mnist_budget.params import load_params
-from mnist_budget.writeup import Results, replace_report
+from mnist_budget.base.layout import Layout
+from mnist_budget.config.params import load_params
+from mnist_budget.report import seed_systems, seed_systems_report
+from mnist_budget.report.writeup import Results, replace_report
+from stages.cli import pipeline_parser, stage_main
 
 
 @stage_main

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mnist_budget.atomic_files import write_all
-from mnist_budget.cli import stage_main
-from mnist_budget.errors import StageError
-from mnist_budget.layout import CHECKSUMS, RAW_DIR
-from mnist_budget.mnist import MNIST_FILES
-from mnist_budget.params import REQUIRED, Key, ParamsError, load_params, read_section
+from mnist_budget.base.atomic_files import write_all
+from mnist_budget.base.errors import StageError
+from mnist_budget.base.layout import CHECKSUMS, RAW_DIR
+from mnist_budget.base.mnist import MNIST_FILES
+from mnist_budget.config.params import REQUIRED, Key, ParamsError, load_params, read_section
+from stages.cli import stage_main
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 16

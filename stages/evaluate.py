@@ -19,18 +19,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mnist_budget.atomic_files import json_bytes, read_json, write_all
-from mnist_budget.cli import pipeline_parser, stage_main
-from mnist_budget.dataset import load_mnist
-from mnist_budget.dvc_lock import REPAIR, recorded_files
-from mnist_budget.errors import StageError
-from mnist_budget.kernels import check_pinned, pin
-from mnist_budget.layout import MAIN_LAYOUT, Layout
-from mnist_budget.model_file import DamagedModelFile, load_model
-from mnist_budget.model_stats import count_params, layer_rows, receptive_field
-from mnist_budget.params import load_params
-from mnist_budget.scoring import accuracy, history_metrics, load_history, meets, over_seeds, predict
-from mnist_budget.step_config import load_target, read_config
+from mnist_budget.base.atomic_files import json_bytes, read_json, write_all
+from mnist_budget.base.dvc_lock import REPAIR, recorded_files
+from mnist_budget.base.errors import StageError
+from mnist_budget.base.kernels import check_pinned, pin
+from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.config.params import load_params
+from mnist_budget.config.step_config import load_target, read_config
+from mnist_budget.report.history import history_metrics, load_history, meets, over_seeds
+from mnist_budget.train.dataset import load_mnist
+from mnist_budget.train.model_file import DamagedModelFile, load_model
+from mnist_budget.train.model_stats import count_params, layer_rows, receptive_field
+from mnist_budget.train.scoring import accuracy, predict
+from stages.cli import pipeline_parser, stage_main
 
 
 def layer_table(rows: list[dict]) -> str:

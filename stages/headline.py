@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import sys
 
-from mnist_budget.atomic_files import json_bytes, read_json, write_all
-from mnist_budget.cli import pipeline_parser, stage_main
-from mnist_budget.layout import MAIN_LAYOUT, Layout
-from mnist_budget.params import load_params, require
-from mnist_budget.report_config import load_headline
-from mnist_budget.scoring import per_seed
+from mnist_budget.base.atomic_files import json_bytes, read_json, write_all
+from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.config.params import load_params, require
+from mnist_budget.config.report_config import load_headline
+from mnist_budget.report.history import per_seed
+from stages.cli import pipeline_parser, stage_main
 
 
 def seed_summary(layout: Layout, step: str) -> dict:

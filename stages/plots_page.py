@@ -12,9 +12,9 @@ from pathlib import Path
 
 import vl_convert
 
-from mnist_budget.atomic_files import write_text
-from mnist_budget.cli import stage_main
-from mnist_budget.errors import StageError
+from mnist_budget.base.atomic_files import write_text
+from mnist_budget.base.errors import StageError
+from stages.cli import stage_main
 
 PAGE = Path("plots/offline.html")
 # DVC replaces `{plot_divs}` with one <div> + inline <script> calling vegaEmbed per chart;

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import sys
 
-from mnist_budget import progression_report
-from mnist_budget.ablation import ABLATION, load_effects
-from mnist_budget.atomic_files import read_json
-from mnist_budget.cli import pipeline_parser, stage_main
-from mnist_budget.layout import MAIN_LAYOUT, Layout
-from mnist_budget.params import load_params
-from mnist_budget.report_config import load_public_results, load_without
-from mnist_budget.search_results import STEP, deciding_search
-from mnist_budget.step_config import load_steps
-from mnist_budget.writeup import Results, replace_report
+from mnist_budget.base.atomic_files import read_json
+from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.config.params import load_params
+from mnist_budget.config.report_config import load_public_results, load_without
+from mnist_budget.config.step_config import load_steps
+from mnist_budget.report import progression_report
+from mnist_budget.report.ablation import ABLATION, load_effects
+from mnist_budget.report.search_results import STEP, deciding_search
+from mnist_budget.report.writeup import Results, replace_report
+from stages.cli import pipeline_parser, stage_main
 
 
 @stage_main

@@ -19,15 +19,15 @@ from __future__ import annotations
 import shutil
 import sys
 
-from mnist_budget.atomic_files import json_bytes, write_all
-from mnist_budget.cli import pipeline_parser, stage_main
-from mnist_budget.dvc_lock import forget_stages, lock_stages
-from mnist_budget.layout import MAIN_LAYOUT, Layout
-from mnist_budget.nets import build_layers
-from mnist_budget.params import ParamsError, load_params
-from mnist_budget.report_config import check_report_params, load_headline, load_without
-from mnist_budget.seed_systems import load_systems
-from mnist_budget.step_config import config_of, load_steps, read_config
+from mnist_budget.base.atomic_files import json_bytes, write_all
+from mnist_budget.base.dvc_lock import forget_stages, lock_stages
+from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.config.params import ParamsError, load_params
+from mnist_budget.config.report_config import check_report_params, load_headline, load_without
+from mnist_budget.config.step_config import config_of, load_steps, read_config
+from mnist_budget.report.seed_systems import load_systems
+from mnist_budget.train.nets import build_layers
+from stages.cli import pipeline_parser, stage_main
 
 
 def remove_old_steps(layout: Layout, steps: dict) -> list[str]:

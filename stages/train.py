@@ -18,15 +18,15 @@ import time
 
 import pandas as pd
 
-from mnist_budget.atomic_files import check_writable, json_bytes, read_json, write_all
-from mnist_budget.cli import pipeline_parser, stage_main
-from mnist_budget.kernels import pin, slow_bf16
-from mnist_budget.layout import MAIN_LAYOUT, Layout
-from mnist_budget.model_stats import count_params
-from mnist_budget.nets import build_net
-from mnist_budget.runtime import made_on, pick_device, worker_count
-from mnist_budget.seed_pool import train_seeds
-from mnist_budget.step_config import read_config
+from mnist_budget.base.atomic_files import check_writable, json_bytes, read_json, write_all
+from mnist_budget.base.kernels import pin, slow_bf16
+from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.config.step_config import read_config
+from mnist_budget.train.model_stats import count_params
+from mnist_budget.train.nets import build_net
+from mnist_budget.train.runtime import made_on, pick_device, worker_count
+from mnist_budget.train.seed_pool import train_seeds
+from stages.cli import pipeline_parser, stage_main
 
 
 @stage_main
@@ -46,7 +46,10 @@ def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> N
     )
     machine = made_on(step, device)
     if not machine["deterministic"]:
-        print(f"train {name}: warning: on {machine['device']} two runs need not give the same bytes", file=sys.stderr)
+        print(
+            f"train {name}: warning: on {machine['device']} two runs need not give the same bytes",
+            file=sys.stderr,
+        )
     if step.precision == "bf16" and device.type == "cpu" and (why := slow_bf16(step.kernels)):
         print(
             f"train {name}: warning: precision bf16 is slow here ({why}): expect 8-12x fp32's time "

@@ -1,4 +1,4 @@
-"""`python -m mnist_budget.agree`: the committed histories of this repository, committed in a
+"""`python -m mnist_budget.tools.agree`: the committed histories of this repository, committed in a
 temporary git repo, then moved in its workspace as a re-run on another CPU would move them."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def move(root: Path, folder: str, by: float) -> None:
 def agree(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "mnist_budget.agree", *args],
+        [sys.executable, "-m", "mnist_budget.tools.agree", *args],
         cwd=root,
         env=env,
         capture_output=True,

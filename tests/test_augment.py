@@ -2,8 +2,8 @@
 
 import torch
 
-from mnist_budget.augment import affine_grid, augment, random_affine, random_erase
-from mnist_budget.step_config import AUGMENT
+from mnist_budget.config.step_config import AUGMENT
+from mnist_budget.train.augment import affine_grid, augment, random_affine, random_erase
 
 BLACK = -0.4242  # a normalized black pixel: (0 - mean) / std
 

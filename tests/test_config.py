@@ -6,22 +6,17 @@ import itertools
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from dvc.utils.hydra import apply_overrides
 
-from mnist_budget.errors import StageError
-from mnist_budget.layer_spec import ACTIVATION_NAMES, LAYER_KINDS
-from mnist_budget.nets import ACTIVATIONS, BUILDERS, build_net
-from mnist_budget.optim import OPTIMIZER_FACTORIES, SCHEDULE_FACTORIES
-from mnist_budget.optim_spec import OPTIMIZERS, SCHEDULES
-from mnist_budget.params import ParamsError, load_params
-from mnist_budget.report_config import check_report_params
-from mnist_budget.runtime import worker_count
-from mnist_budget.step_config import (
+from mnist_budget.base.errors import StageError
+from mnist_budget.config.layer_spec import ACTIVATION_NAMES, LAYER_KINDS
+from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES
+from mnist_budget.config.params import ParamsError, load_params
+from mnist_budget.config.report_config import check_report_params
+from mnist_budget.config.step_config import (
     STEP_KEYS,
     config_of,
     load_steps,
@@ -30,6 +25,9 @@ from mnist_budget.step_config import (
     read_config,
     resolve,
 )
+from mnist_budget.train.nets import ACTIVATIONS, BUILDERS, build_net
+from mnist_budget.train.optim import OPTIMIZER_FACTORIES, SCHEDULE_FACTORIES
+from mnist_budget.train.runtime import worker_count
 from tests.conftest import SMALL_STEP as VALID
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,8 +160,7 @@ def test_step_names_dvc_cannot_use(name):
 def test_a_step_name_too_long_for_a_file_name_is_refused_before_training():
     name = "s" * 240
     assert error_of(entry(), name=name) == (
-        f"steps.{name}: a step name may be at most 100 characters long (240 here): it names "
-        "files and folders"
+        f"steps.{name}: a step name may be at most 100 characters long (240 here): it names files and folders"
     )
 
 
@@ -334,19 +331,6 @@ def test_threads_is_no_step_key_but_mnist_threads(monkeypatch):
         monkeypatch.setenv("MNIST_THREADS", bad)
         with pytest.raises(StageError, match=re.escape(f"$MNIST_THREADS={bad!r}: expected how many seeds")):
             worker_count(step)
-
-
-@pytest.mark.parametrize(
-    "module",
-    ["params", "layer_spec", "optim_spec", "step_config", "report_config", "layout", "atomic_files"],
-)
-def test_the_config_layer_imports_no_torch(module):
-    """params and configs are plain data: validated from the vocabularies, not the nets."""
-    code = f"import sys, mnist_budget.{module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
 
 
 def test_every_vocabulary_name_has_its_builder():

@@ -2,7 +2,7 @@
 
 import torch
 
-from mnist_budget.dataset import validation_split
+from mnist_budget.train.dataset import validation_split
 
 
 def test_validation_split_is_stratified_disjoint_and_the_same_every_time():

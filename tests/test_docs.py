@@ -5,9 +5,9 @@ import re
 
 import yaml
 
-from mnist_budget import docs
-from mnist_budget.nets import LAYER_KINDS, Layer, option_value
-from mnist_budget.params import load_params
+from mnist_budget.config.params import load_params
+from mnist_budget.tools import docs
+from mnist_budget.train.nets import LAYER_KINDS, Layer, option_value
 
 
 def test_every_table_is_rendered_from_what_it_shows():
@@ -16,7 +16,7 @@ def test_every_table_is_rendered_from_what_it_shows():
         text = path.read_text()
         names |= {m.group("name") for m in docs.MARKED.finditer(text)}
         assert docs.rendered(text) == text, (
-            f"run `python -m mnist_budget.docs` to rewrite {path.name}'s tables"
+            f"run `python -m mnist_budget.tools.docs` to rewrite {path.name}'s tables"
         )
     assert names == set(docs.TABLES)
 

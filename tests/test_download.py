@@ -4,7 +4,7 @@ import gzip
 
 import pytest
 
-from mnist_budget.mnist import MNIST_FILES
+from mnist_budget.base.mnist import MNIST_FILES
 from stages.download import DownloadError, download, fetch_verified, mirror_list
 from tests.conftest import serve_folder
 

@@ -1,5 +1,5 @@
 """Every stage declares exactly the project code that can change what it writes, and the
-sub-pipelines' dvc.yaml are what `python -m mnist_budget.dvc_yaml` writes from the root one."""
+sub-pipelines' dvc.yaml are what `python -m mnist_budget.tools.dvc_yaml` writes from the root one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_budget.dvc_yaml import (
+from mnist_budget.tools.dvc_yaml import (
     CONFIG_READERS,
     FAULT_WORDING,
     ROOT,
@@ -52,12 +52,12 @@ def test_code_deps_leave_out_only_wording_and_what_the_config_file_carries():
     assert set(CONFIG_READERS) <= set(evaluate) and not set(FAULT_WORDING) & set(evaluate)
     # what shapes the model stays: the layer language, the builders, the optimizers, the loop
     assert {
-        "mnist_budget/layer_spec.py",
-        "mnist_budget/nets.py",
-        "mnist_budget/optim.py",
-        "mnist_budget/optim_spec.py",
-        "mnist_budget/training.py",
-        "mnist_budget/model_file.py",
+        "mnist_budget/config/layer_spec.py",
+        "mnist_budget/train/nets.py",
+        "mnist_budget/train/optim.py",
+        "mnist_budget/config/optim_spec.py",
+        "mnist_budget/train/training.py",
+        "mnist_budget/train/model_file.py",
     } <= set(code_deps("stages.train", reads_params=False))
 
 
@@ -72,26 +72,30 @@ def test_every_stage_command_replaces_the_shell(path):
 def test_closure_follows_imports_and_nothing_else():
     # prepare reads IDX files: no model code (cli and params: the one-line errors)
     assert import_closure("stages.prepare") == [
-        "mnist_budget/atomic_files.py",
-        "mnist_budget/cli.py",
-        "mnist_budget/errors.py",
-        "mnist_budget/idx.py",
-        "mnist_budget/layout.py",
-        "mnist_budget/mnist.py",
-        "mnist_budget/params.py",
+        "mnist_budget/base/atomic_files.py",
+        "stages/cli.py",
+        "mnist_budget/base/errors.py",
+        "mnist_budget/train/idx.py",
+        "mnist_budget/base/layout.py",
+        "mnist_budget/base/mnist.py",
+        "mnist_budget/config/params.py",
         "stages/__init__.py",  # it asks to die with dvc: in the closure, not a code dep (FAULT_WORDING)
         "stages/prepare.py",
     ]
     train = import_closure("stages.train")
-    assert {"mnist_budget/nets.py", "mnist_budget/optim.py", "mnist_budget/training.py"} <= set(train)
-    assert "mnist_budget/figures.py" not in train
+    assert {
+        "mnist_budget/train/nets.py",
+        "mnist_budget/train/optim.py",
+        "mnist_budget/train/training.py",
+    } <= set(train)
+    assert "mnist_budget/report/figures.py" not in train
 
 
 @pytest.mark.parametrize("name", SUB_PIPELINES)
 def test_sub_pipelines_are_generated_from_the_root(name):
     committed = (ROOT / name / "dvc.yaml").read_text()
     assert committed == sub_pipeline(name), (
-        f"run `python -m mnist_budget.dvc_yaml` to rewrite {name}/dvc.yaml"
+        f"run `python -m mnist_budget.tools.dvc_yaml` to rewrite {name}/dvc.yaml"
     )
     stages = stage_bodies(Path(name) / "dvc.yaml")
     train, model = stages["train"], {f"models/{name}/${{key}}": {"persist": True}}

@@ -19,8 +19,8 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 HALF_WRITTEN = """
 import sys, time
 from pathlib import Path
-from mnist_budget.atomic_files import atomic_path
-from mnist_budget.cli import stage_main
+from mnist_budget.base.atomic_files import atomic_path
+from stages.cli import stage_main
 
 @stage_main
 def main(path):
@@ -124,8 +124,8 @@ def _state(proc: Path) -> str:
 REWRITING = """
 import sys
 from pathlib import Path
-from mnist_budget.atomic_files import write_all
-from mnist_budget.cli import stage_main
+from mnist_budget.base.atomic_files import write_all
+from stages.cli import stage_main
 
 @stage_main
 def main(folder):
@@ -146,7 +146,9 @@ def test_a_signal_never_lands_between_the_renames_of_write_all(tmp_path):
     generations = set()
     for trial in range(12):
         process = subprocess.Popen([sys.executable, "-c", REWRITING, str(tmp_path), str(count)], env=ENV)
-        time.sleep(0.3 + 0.037 * trial)  # a fraction of a second of imports, then a write every few tens of ms
+        time.sleep(
+            0.3 + 0.037 * trial
+        )  # a fraction of a second of imports, then a write every few tens of ms
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 128 + signal.SIGTERM
         contents = {(tmp_path / f"out{i}.txt").read_text() for i in range(count)}
@@ -158,7 +160,7 @@ def test_a_signal_never_lands_between_the_renames_of_write_all(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="marking a file immutable (chattr +i) needs root")
 def test_a_rename_that_fails_midway_puts_back_the_outputs_already_renamed(tmp_path):
-    from mnist_budget.atomic_files import write_all
+    from mnist_budget.base.atomic_files import write_all
 
     paths = [tmp_path / name for name in ("report.md", "summary.csv", "figure.png")]
     for path in paths:

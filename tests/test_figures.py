@@ -12,9 +12,15 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from mnist_budget.figures import ablation_figure, accuracy_figure, claims_figure, loss_figure, params_figure
-from mnist_budget.palette import step_colours
-from mnist_budget.step_config import Target
+from mnist_budget.config.step_config import Target
+from mnist_budget.report.figures import (
+    ablation_figure,
+    accuracy_figure,
+    claims_figure,
+    loss_figure,
+    params_figure,
+)
+from mnist_budget.report.palette import step_colours
 
 
 def history(accuracies_by_seed: dict[int, list[float]]) -> pd.DataFrame:

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from mnist_budget.dataset import Mnist, normalize
-from mnist_budget.nets import build_net
-from mnist_budget.optim import Schedule
-from mnist_budget.runtime import seed_everything
-from mnist_budget.step_config import parse_step
-from mnist_budget.training import TrainingDiverged, WeightAverage, fit
+from mnist_budget.config.step_config import parse_step
+from mnist_budget.train.dataset import Mnist, normalize
+from mnist_budget.train.nets import build_net
+from mnist_budget.train.optim import Schedule
+from mnist_budget.train.runtime import seed_everything
+from mnist_budget.train.training import TrainingDiverged, WeightAverage, fit
 from tests.conftest import synthetic_digits
 from tests.test_config import entry
 

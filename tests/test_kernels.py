@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_budget.kernels import PINS, cpu_flags, slow_bf16
+from mnist_budget.base.kernels import PINS, cpu_flags, slow_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 def test_pins_set_after_import_torch_but_before_any_tensor_take_effect():
     result = run_python(
         "import torch\n"
-        "from mnist_budget.kernels import check_pinned, pin\n"
+        "from mnist_budget.base.kernels import check_pinned, pin\n"
         "pin('portable'); check_pinned('portable')\n"
         "print(torch.backends.cpu.get_cpu_capability())"
     )
@@ -38,7 +38,7 @@ def test_pins_set_after_import_torch_but_before_any_tensor_take_effect():
 def test_a_pin_after_a_kernel_ran_is_an_error_not_other_bytes():
     result = run_python(
         "import torch\n"
-        "from mnist_budget.kernels import check_pinned, pin\n"
+        "from mnist_budget.base.kernels import check_pinned, pin\n"
         "torch.nn.Conv2d(1, 8, 3)\n"
         "pin('portable'); check_pinned('portable')"
     )
@@ -47,7 +47,7 @@ def test_a_pin_after_a_kernel_ran_is_an_error_not_other_bytes():
         result.stderr.strip()
         .splitlines()[-1]
         .startswith(
-            "mnist_budget.errors.StageError: kernels: portable asks for AVX2 kernels, but this process already runs AVX512"
+            "mnist_budget.base.errors.StageError: kernels: portable asks for AVX2 kernels, but this process already runs AVX512"
         )
     )
 

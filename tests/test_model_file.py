@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_budget.atomic_files import md5_of
-from mnist_budget.model_file import DamagedModelFile, load_model, model_bytes
-from mnist_budget.nets import build_net
-from mnist_budget.step_config import config_of, parse_step
+from mnist_budget.base.atomic_files import md5_of
+from mnist_budget.config.step_config import config_of, parse_step
+from mnist_budget.train.model_file import DamagedModelFile, load_model, model_bytes
+from mnist_budget.train.nets import build_net
 from tests.conftest import SMALL_STEP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,9 +29,9 @@ STEP = {
 }
 EXPORT = f"""
 import sys, torch
-from mnist_budget.model_file import model_bytes
-from mnist_budget.nets import build_net
-from mnist_budget.step_config import config_of, parse_step
+from mnist_budget.train.model_file import model_bytes
+from mnist_budget.train.nets import build_net
+from mnist_budget.config.step_config import config_of, parse_step
 step = parse_step("s1", {STEP!r})
 torch.manual_seed(0)
 sys.stdout.buffer.write(model_bytes(build_net(step), {{"config": config_of(step)}}))

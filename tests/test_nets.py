@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from mnist_budget.model_stats import count_macs, count_params, layer_rows
-from mnist_budget.nets import build_net
-from mnist_budget.step_config import parse_step
+from mnist_budget.config.step_config import parse_step
+from mnist_budget.train.model_stats import count_macs, count_params, layer_rows
+from mnist_budget.train.nets import build_net
 from tests.test_config import entry
 
 

@@ -25,13 +25,13 @@ import torch
 import vl_convert
 import yaml
 
-from mnist_budget.mnist import MNIST_FILES
-from mnist_budget.model_stats import count_params
-from mnist_budget.nets import build_net
-from mnist_budget.palette import step_colours
-from mnist_budget.plot_templates import HEIGHT, WIDTH, ZOOM
-from mnist_budget.search_results import RUN_COLUMNS
-from mnist_budget.step_config import AUGMENT, read_config
+from mnist_budget.base.mnist import MNIST_FILES
+from mnist_budget.config.step_config import AUGMENT, read_config
+from mnist_budget.report.palette import step_colours
+from mnist_budget.report.plot_templates import HEIGHT, WIDTH, ZOOM
+from mnist_budget.report.search_results import RUN_COLUMNS
+from mnist_budget.train.model_stats import count_params
+from mnist_budget.train.nets import build_net
 from tests.conftest import serve_folder, write_synthetic_mnist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -1107,10 +1107,10 @@ def test_rewording_an_error_or_a_report_retrains_no_model(project, tmp_path):
     write_synthetic_mnist(tmp_path / "mirror")  # download reads params: params.py reruns it
     env = {**env, "MNIST_MIRROR": str(tmp_path / "mirror")}
     rewordings = {
-        "mnist_budget/errors.py": ("a one-line cause", "a cause in one line"),
-        "mnist_budget/cli.py": ("stopped by Ctrl-C", "interrupted by Ctrl-C"),
-        "mnist_budget/params.py": ("missing required key", "a required key is missing"),
-        "mnist_budget/writeup.py": ("no over-fitting", "no sign of over-fitting"),
+        "mnist_budget/base/errors.py": ("a one-line cause", "a cause in one line"),
+        "stages/cli.py": ("stopped by Ctrl-C", "interrupted by Ctrl-C"),
+        "mnist_budget/config/params.py": ("missing required key", "a required key is missing"),
+        "mnist_budget/report/writeup.py": ("no over-fitting", "no sign of over-fitting"),
     }
     with edited_files(root, rewordings):
         ran = stages_ran(["dvc", "repro"], root, env)
@@ -1184,7 +1184,7 @@ def test_a_failed_train_replaces_no_output(project):
     assert not list(root.rglob(".*.tmp*"))
 
 
-REPAIR_ADVICE = "repair: python -m mnist_budget.dvc_lock --repair, then dvc repro"
+REPAIR_ADVICE = "repair: python -m mnist_budget.base.dvc_lock --repair, then dvc repro"
 
 
 def test_a_damaged_model_stops_evaluate_which_keeps_its_outputs(project):
@@ -1210,8 +1210,10 @@ def test_another_steps_model_is_refused_before_it_is_loaded(project):
     with damaged(model, (root / "models/tiny-b/seed2.pt2").read_bytes()):
         result = run([sys.executable, "-m", "stages.evaluate", "tiny-a"], root, env, check=False)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "error: models/tiny-a/seed2.pt2: not the bytes dvc.lock records"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: models/tiny-a/seed2.pt2: not the bytes dvc.lock records")
     )
 
 
@@ -1230,7 +1232,7 @@ def test_a_corrupted_cache_object_is_found_and_rebuilt_alone(project):
     data = bytearray(cached.read_bytes())
     data[len(data) // 2] ^= 0xFF
     cached.write_bytes(bytes(data))
-    check = [sys.executable, "-m", "mnist_budget.dvc_lock"]
+    check = [sys.executable, "-m", "mnist_budget.base.dvc_lock"]
     found = run(check, root, env, check=False)
     assert found.returncode == 1
     assert found.stdout.splitlines() == [
@@ -1445,7 +1447,7 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     """The search (run last: it adds experiments): rung 1 on seed 1, the best candidate on
     seed 2 too, every row what its experiment measured, test accuracy for the finalist only."""
     root, env, _ = project
-    search = [sys.executable, "-m", "mnist_budget.search", "--jobs", "1"]
+    search = [sys.executable, "-m", "mnist_budget.tools.search", "--jobs", "1"]
     log = run(search, root, env).stderr
     runs = pd.read_csv(root / "reports/search/runs.csv")
     first = runs[runs["rung"] == 1].set_index("candidate")

@@ -6,8 +6,8 @@ import json
 
 import vl_convert
 
-from mnist_budget.palette import TAB10, step_colours
-from mnist_budget.plot_templates import accuracy_template, loss_template, lr_template
+from mnist_budget.report.palette import TAB10, step_colours
+from mnist_budget.report.plot_templates import accuracy_template, loss_template, lr_template
 
 STEPS = ["s2-b", "s10-late", "s1-a"]  # sorted by name, Vega would colour them in another order
 

@@ -9,17 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mnist_budget.params import ParamsError, load_params
-from mnist_budget.search import (
-    hydra_value,
-    load_plan,
-    overrides,
-    smallest_holding,
-    states_of,
-    table,
-    turns,
-)
-from mnist_budget.search_results import (
+from mnist_budget.config.params import ParamsError, load_params
+from mnist_budget.config.step_config import load_steps, merged
+from mnist_budget.report.search_results import (
     FIRST_SEARCH,
     RUNS,
     STEP,
@@ -29,7 +21,15 @@ from mnist_budget.search_results import (
     pooled_std,
     ranked,
 )
-from mnist_budget.step_config import load_steps, merged
+from mnist_budget.tools.search import (
+    hydra_value,
+    load_plan,
+    overrides,
+    smallest_holding,
+    states_of,
+    table,
+    turns,
+)
 from tests.test_pipeline import SEARCH_PARAMS
 
 

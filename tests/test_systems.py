@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mnist_budget.model_stats import count_params
-from mnist_budget.nets import build_net
-from mnist_budget.params import ParamsError, load_params
-from mnist_budget.seed_systems import (
+from mnist_budget.config.params import ParamsError, load_params
+from mnist_budget.config.step_config import load_steps
+from mnist_budget.report.seed_systems import (
     COUNTS,
     PARAMS_TOLERANCE,
     Claim,
@@ -21,7 +20,8 @@ from mnist_budget.seed_systems import (
     load_gpu_steps,
     load_systems,
 )
-from mnist_budget.step_config import load_steps
+from mnist_budget.train.model_stats import count_params
+from mnist_budget.train.nets import build_net
 from tests.conftest import SMALL_STEP as STEP
 
 SEED_SYSTEMS = Path(__file__).resolve().parents[1] / "seed-systems" / "params.yaml"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_budget.progression_report import verdict
-from mnist_budget.scoring import meets, over_seeds
-from mnist_budget.step_config import Target
-from mnist_budget.writeup import effect, effect_text
+from mnist_budget.config.step_config import Target
+from mnist_budget.report.history import meets, over_seeds
+from mnist_budget.report.progression_report import verdict
+from mnist_budget.report.writeup import effect, effect_text
 
 TARGET = Target(test_accuracy=0.994, max_params=8000, max_epochs=15)
 

@@ -1,0 +1,160 @@
+"""The search's record, reports/search/runs.csv: one row per candidate and seed, with its
+validation accuracy (and test accuracy for finalists only), and its ranking on validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnist_budget.base.layout import Layout
+
+SEARCH = Layout.of("search")
+STEP = "candidate"  # the search pipeline's one step: each experiment sets it
+RUNS = SEARCH.reports / "runs.csv"
+TABLE = SEARCH.reports / "table.md"
+# The first search, kept as it ran (its candidates.yaml, params.yaml, runs.csv, table.md):
+# it chose the main recipes until the second search's finalists are chosen.
+FIRST_SEARCH = SEARCH.reports / "first"
+# Rung 1's test accuracies, committed as each experiment finishes (a session's `dvc exp`
+# refs do not outlive it) and kept out of runs.csv and the table until a finalist is chosen.
+RUNG1_TESTS = SEARCH.reports / "rung1_tests.csv"
+SEALED_COLUMNS = ["experiment", "seed", "test_accuracy"]
+RUN_COLUMNS = ["budget", "candidate", "rung", "experiment", "seed", "params", "val_accuracy", "test_accuracy"]
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    runs: pd.DataFrame
+    plans: Path  # the folder of its params.yaml (recipe) and candidates.yaml
+    table: Path
+
+
+def read_runs() -> pd.DataFrame:
+    return pd.read_csv(RUNS) if RUNS.is_file() else pd.DataFrame(columns=RUN_COLUMNS)
+
+
+def read_rung1_tests() -> pd.DataFrame:
+    return pd.read_csv(RUNG1_TESTS) if RUNG1_TESTS.is_file() else pd.DataFrame(columns=SEALED_COLUMNS)
+
+
+def deciding_search() -> SearchRecord:
+    """The search the main recipes come from: the current one once every finalist (a
+    candidate whose test accuracy was read) has trained on the finalists' seeds, else the
+    first (while the second is under way)."""
+    runs = read_runs()
+    scored = set(runs.loc[runs["test_accuracy"].notna(), "candidate"])
+    decided = bool(scored) and scored == set(runs.loc[runs["rung"] == 2, "candidate"])
+    if decided or not (FIRST_SEARCH / RUNS.name).is_file():
+        return SearchRecord(runs, SEARCH.params.parent, TABLE)
+    first = FIRST_SEARCH / RUNS.name
+    return SearchRecord(pd.read_csv(first), FIRST_SEARCH, FIRST_SEARCH / TABLE.name)
+
+
+def ranked(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per candidate: validation (and test, where read) mean, std and min over its
+    seeds, and `versus_best` (see `call_ties`); per budget, candidates with more seeds
+    first, then by validation mean."""
+    summary = (
+        runs.groupby(["budget", "candidate"])
+        .agg(
+            params=("params", "first"),
+            seeds=("seed", lambda s: ", ".join(map(str, sorted(s)))),
+            runs=("seed", "count"),
+            val_mean=("val_accuracy", "mean"),
+            val_std=("val_accuracy", "std"),
+            val_min=("val_accuracy", "min"),
+            test_mean=("test_accuracy", "mean"),
+            test_min=("test_accuracy", "min"),
+            test_count=("test_accuracy", "count"),
+        )
+        .reset_index()
+    )
+    summary = summary.sort_values(
+        ["budget", "runs", "val_mean"], ascending=[True, False, False], kind="stable"
+    )
+    if summary.empty:
+        return summary.assign(versus_best="", margin=np.nan)
+    return pd.concat([call_ties(group) for _, group in summary.groupby("budget", sort=False)])
+
+
+def pooled_std(summary: pd.DataFrame) -> float:
+    """The seed-to-seed std of validation accuracy, pooled over a budget's candidates with
+    2 or more seeds (each weighted by its n - 1): one candidate's 2 seeds say little about
+    its own spread, 15 candidates' together do."""
+    spread = summary[summary["runs"] >= 2]
+    dof = (spread["runs"] - 1).sum()
+    return (
+        float(np.sqrt(((spread["runs"] - 1) * spread["val_std"] ** 2).sum() / dof)) if dof else float("nan")
+    )
+
+
+def call_ties(summary: pd.DataFrame) -> pd.DataFrame:
+    """`versus_best` for one budget's candidates, ranked best first: "best", "tied" when its
+    validation mean is within two standard errors of the best's (the pooled seed std, for
+    n seeds each), else "behind"; "" when the spread is unknown (every candidate 1 seed)."""
+    sd, best = pooled_std(summary), summary.iloc[0]
+    margin = 2 * sd * np.sqrt(1 / summary["runs"] + 1 / best["runs"])
+    behind = best["val_mean"] - summary["val_mean"]
+    calls = np.where(behind <= margin, "tied", "behind") if np.isfinite(sd) else ""
+    calls = np.where(summary["candidate"] == best["candidate"], "best", calls)
+    return summary.assign(versus_best=calls, margin=margin)
+
+
+def finalists(runs: pd.DataFrame, keep: int, incumbents: dict[str, str] | None = None) -> list[str]:
+    """Each budget's best `keep` candidates by their mean rung-1 validation accuracy, then
+    its incumbent if it is not among them."""
+    first = runs[runs["rung"] == 1].groupby(["budget", "candidate"], sort=False)["val_accuracy"].mean()
+    first = first.reset_index().sort_values("val_accuracy", ascending=False, kind="stable")
+    chosen = []
+    for budget, group in first.groupby("budget"):
+        best = list(group["candidate"].head(keep))
+        incumbent = (incumbents or {}).get(budget)
+        chosen += best + ([incumbent] if incumbent in set(group["candidate"]) - set(best) else [])
+    return chosen
+
+
+def adopted(summary: pd.DataFrame, incumbents: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Per budget whose finalists are scored, the recipe to train and why: the best finalist
+    by validation mean if it beats the incumbent (today's recipe) on the same seeds on
+    validation mean and on test mean and min, else the incumbent; with no incumbent, the
+    best finalist."""
+    chosen = {}
+    for budget, group in summary[summary["test_count"] > 0].groupby("budget", sort=False):
+        best = group.iloc[0]
+        name = incumbents.get(budget)
+        if name is None or name == best["candidate"]:
+            chosen[budget] = best["candidate"], "the best finalist on validation"
+            continue
+        today = group.set_index("candidate").loc[name]
+        beaten = [
+            what
+            for what, key in (
+                ("validation mean", "val_mean"),
+                ("test mean", "test_mean"),
+                ("test min", "test_min"),
+            )
+            if not best[key] > today[key]
+        ]
+        chosen[budget] = (
+            (best["candidate"], f"beats the incumbent `{name}` on validation mean, test mean and test min")
+            if not beaten
+            else (
+                name,
+                f"the incumbent: the best finalist `{best['candidate']}` does not beat it on {', '.join(beaten)}",
+            )
+        )
+    return chosen
+
+
+def adoption_state(runs: pd.DataFrame, group: pd.DataFrame) -> str:
+    """The word before a budget's choice: "Adopted" once every finalist of the budget
+    (`group`) has trained on the finalist seeds; until then the choice stands on rung 1's
+    seeds only, and says so."""
+    scored = set(group.loc[group["test_count"] > 0, "candidate"])
+    complete = scored & set(runs.loc[runs["rung"] == 2, "candidate"])
+    if complete == scored:
+        return "Adopted"
+    return f"Leading while rung 2 runs ({len(complete)} of {len(scored)} finalists on every seed)"

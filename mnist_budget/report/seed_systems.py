@@ -1,0 +1,407 @@
+"""The seed systems: what each well-known write-up claimed, against what this project reproduced.
+
+A pipeline's params may hold `systems:` (see seed-systems/params.yaml): for each write-up, its
+title, how it counted parameters, why a reproduction may differ, and per step every claim the
+write-up makes: parameters, epochs, train and test accuracy read where the write-up read them
+(final epoch, best epoch or epoch N), the epoch a target was first reached, an accuracy held
+after an epoch, and statements about fitting. `gpu_steps:` holds steps too big to train on a
+CPU: their configs are validated and their parameters counted, but no stage trains them.
+
+Each claim is read on every seed the step trained, the way the write-up read it, and gets one
+verdict: "matches" when the claim lies within the seeds' range or within the seed noise of it,
+"beats" or "falls short" only when every seed lies beyond the noise on the same side.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from mnist_budget.config.params import REQUIRED, Key, ParamsError, read_section, require
+from mnist_budget.config.step_config import StepConfig, load_steps
+from mnist_budget.train.model_stats import count_params
+from mnist_budget.train.nets import build_net
+
+COUNTS = {
+    "total": "params_total",  # Keras: trainable + batch norm's running statistics
+    "trainable": "params_trainable",  # torchsummary: weights and biases only
+}
+PARAMS_TOLERANCE = 0.02  # a reproduced architecture matches within 2% of the claimed size
+# 0.1 pp: about the seed-to-seed spread of one recipe (the main pipeline's final step: std
+# 0.045 pp, range 0.09 pp over seeds 1-3)
+ACCURACY_TOLERANCE = 0.001
+LAST_EPOCHS = 3  # "still improving": the best test epoch lies in the last 3
+SYSTEM_KEYS = {
+    "title": Key(str, REQUIRED),
+    "source": Key(str, REQUIRED, "the write-up's file under ../shared/seeds/"),
+    "counts": Key(str, REQUIRED, "how the write-up counted parameters: total or trainable"),
+    "differs": Key(str, REQUIRED, "why a reproduction may differ"),
+    "claims": Key(dict, REQUIRED, "step -> its claims, in the order of the write-up's progression"),
+}
+CLAIM_KEYS = {
+    "epochs": Key(int, REQUIRED),
+    "params": Key(int, None, "parameters, counted as the system counts"),
+    "trainable_params": Key(int, None, "trainable parameters, where the write-up gives both"),
+    "test_accuracy": Key(dict, None, "where read (final, best or epoch N) -> accuracy"),
+    "train_accuracy": Key(dict, None, "where read (final, best or epoch N) -> accuracy"),
+    "reached": Key(dict, None, "{accuracy, epoch}: the test accuracy first reached at that epoch"),
+    "held": Key(dict, None, "{accuracy, after}: the test accuracy held in every epoch after that one"),
+    "says": Key(list, None, "statements about fitting, each checked against the run"),
+}
+REACHED_KEYS = {"accuracy": Key(float, REQUIRED), "epoch": Key(int, None, "omitted: at some epoch")}
+HELD_KEYS = {"accuracy": Key(float, REQUIRED), "after": Key(int, REQUIRED)}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable claim of a write-up about one step."""
+
+    step: str
+    kind: str  # a CLAIM_KEYS key, or a statement of STATEMENTS for kind "says"
+    value: Any  # int, float, (accuracy, epoch) or a statement
+    at: str | int | None = None  # where an accuracy was read: final, best or an epoch
+
+    @property
+    def read_at(self) -> str:
+        return f"epoch {self.at}" if isinstance(self.at, int) else f"the {self.at} epoch"
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    title: str
+    source: str
+    counts: str
+    differs: str
+    epochs: dict[str, int]  # step -> claimed epochs, in the order of the write-up's progression
+    claims: list[Claim]
+
+    @property
+    def steps(self) -> list[str]:
+        return list(self.epochs)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained step as the comparison reads it: per-seed curves and its size."""
+
+    history: pd.DataFrame  # seed, epoch, train_accuracy, test_accuracy, ...
+    params: dict[str, int]  # params_trainable, params_non_trainable, params_total
+
+    def per_seed(self, column: str) -> dict[int, pd.Series]:
+        """Each seed's curve of one column, indexed by epoch."""
+        return {int(seed): rows.set_index("epoch")[column] for seed, rows in self.history.groupby("seed")}
+
+    def read(self, column: str, at: str | int) -> list[float]:
+        """Each seed's value of a column read at the final epoch, the best epoch or epoch N."""
+        if at == "final":
+            return [float(curve.iloc[-1]) for curve in self.per_seed(column).values()]
+        if at == "best":
+            return [float(curve.max()) for curve in self.per_seed(column).values()]
+        return [float(curve[at]) for curve in self.per_seed(column).values()]
+
+    def gap(self) -> float:
+        """Best train accuracy minus best test accuracy, mean over seeds: how the write-ups
+        judged over-fitting."""
+        train, test = self.read("train_accuracy", "best"), self.read("test_accuracy", "best")
+        return sum(a - b for a, b in zip(train, test, strict=True)) / len(train)
+
+
+def _accuracy(value: Any, where: str) -> float:
+    require(isinstance(value, float) and 0 < value <= 1, where, f"is a fraction in (0, 1], got {value!r}")
+    return value
+
+
+def _epoch(value: Any, epochs: int, where: str) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= epochs
+    require(ok, where, f"must be an epoch number from 1 to {epochs}, got {value!r}")
+
+
+def _read_at(at: Any, epochs: int, where: str) -> str | int:
+    """Where an accuracy was read: final, best, or `epoch N` as the epoch number. Text keys
+    only: DVC hashes a params section with sorted keys, and fails on a mapping that mixes
+    numbers and text ({best: ..., 10: ...})."""
+    if at in ("final", "best"):
+        return at
+    epoch = re.fullmatch(r"epoch (\d+)", at) if isinstance(at, str) else None
+    require(epoch is not None, where, f"must be final, best or 'epoch N' (N from 1 to {epochs}), got {at!r}")
+    _epoch(int(epoch[1]), epochs, where)
+    return int(epoch[1])
+
+
+def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
+    values = read_section(entry, CLAIM_KEYS, where)
+    epochs = values["epochs"]
+    claims = [Claim(step, "epochs", epochs)]
+    for kind in ("params", "trainable_params"):
+        if values[kind] is not None:
+            require(values[kind] > 0, f"{where}.{kind}", "must be positive")
+            claims.append(Claim(step, kind, values[kind]))
+    for kind in ("train_accuracy", "test_accuracy"):
+        for at, accuracy in (values[kind] or {}).items():
+            key = f"{where}.{kind}.{at}"
+            claims.append(Claim(step, kind, _accuracy(accuracy, key), _read_at(at, epochs, key)))
+    if values["reached"] is not None:
+        reached = read_section(values["reached"], REACHED_KEYS, f"{where}.reached")
+        if reached["epoch"] is not None:
+            _epoch(reached["epoch"], epochs, f"{where}.reached.epoch")
+        accuracy = _accuracy(reached["accuracy"], f"{where}.reached.accuracy")
+        claims.append(Claim(step, "reached", accuracy, reached["epoch"]))
+    if values["held"] is not None:
+        held = read_section(values["held"], HELD_KEYS, f"{where}.held")
+        _epoch(held["after"], epochs - 1, f"{where}.held.after")
+        claims.append(
+            Claim(step, "held", _accuracy(held["accuracy"], f"{where}.held.accuracy"), held["after"])
+        )
+    for statement in values["says"] or []:
+        require(
+            statement in STATEMENTS,
+            f"{where}.says",
+            f"unknown statement {statement!r}; valid: {', '.join(STATEMENTS)}",
+        )
+        claims.append(Claim(step, "says", statement))
+    return epochs, claims
+
+
+def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:
+    """Steps shipped as configs only: too big to train on a CPU in reasonable time."""
+    entries = params.get("gpu_steps") or {}
+    require(isinstance(entries, dict), "gpu_steps", "expected a mapping of step name to step")
+    clashes = sorted(set(entries) & set(params.get("steps") or {}))
+    require(not clashes, f"gpu_steps.{clashes[0] if clashes else ''}", "is also in `steps`")
+    return load_steps(params, "gpu_steps") if entries else {}
+
+
+def load_systems(params: dict[str, Any]) -> dict[str, System]:
+    """Validate `systems`: every claim names a step, and every step belongs to a system."""
+    section = params.get("systems")
+    require(isinstance(section, dict) and bool(section), "systems", "needs at least one system")
+    known = {**load_steps(params), **load_gpu_steps(params)}
+    systems, owned = {}, set()
+    for name, entry in section.items():
+        where = f"systems.{name}"
+        values = read_section(entry, SYSTEM_KEYS, where)
+        require(values["counts"] in COUNTS, f"{where}.counts", f"must be one of {', '.join(COUNTS)}")
+        epochs, claims = {}, []
+        for step, claim in values["claims"].items():
+            require(step in known, f"{where}.claims.{step}", "no such step in `steps` or `gpu_steps`")
+            owned.add(step)  # a shared first step may open several write-ups
+            epochs[step], step_claims = _read_claims(step, claim, f"{where}.claims.{step}")
+            require(
+                epochs[step] == known[step].epochs,
+                f"{where}.claims.{step}.epochs",
+                f"the claim is for {epochs[step]} epochs but the step trains {known[step].epochs}",
+            )
+            claims += step_claims
+        systems[name] = System(
+            name, values["title"], values["source"], values["counts"], values["differs"], epochs, claims
+        )
+    orphans = [step for step in known if step not in owned]
+    require(not orphans, f"steps.{orphans[0] if orphans else ''}", "belongs to no system in `steps`")
+    return systems
+
+
+# --- verdicts ------------------------------------------------------------------------------
+
+
+def seeds_text(values: list[float]) -> str:
+    """`99.31%` for one seed, `99.31% (99.28%-99.35%)` for several: the mean and range."""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.2%}"
+    return f"{mean:.2%} ({min(values):.2%}-{max(values):.2%})"
+
+
+def compare_accuracy(
+    claimed: float, values: list[float], higher: str = "✅ beats", lower: str = "❌ falls short"
+) -> str:
+    """Matches when the claim lies within the seeds' range widened by the noise; otherwise
+    every seed lies on one side of it, and the verdict says which."""
+    mean = sum(values) / len(values)
+    gap = f"{(mean - claimed) * 100:+.2f} pp"
+    if min(values) - ACCURACY_TOLERANCE <= claimed <= max(values) + ACCURACY_TOLERANCE:
+        return f"✅ matches ({gap})"
+    return f"{higher} ({gap})" if min(values) > claimed else f"{lower} ({gap})"
+
+
+def _first_epoch(curve: pd.Series, accuracy: float) -> int | None:
+    reached = curve[curve >= accuracy]
+    return int(reached.index[0]) if len(reached) else None
+
+
+def _epochs_text(epochs: list[int | None]) -> str:
+    return ", ".join("never" if e is None else str(e) for e in epochs)
+
+
+def check_reached(claim: Claim, run: Run) -> tuple[str, str]:
+    """(reproduced, verdict): the first epoch each seed reached the accuracy."""
+    firsts = [_first_epoch(curve, claim.value) for curve in run.per_seed("test_accuracy").values()]
+    hits = [e for e in firsts if e is not None]
+    text = f"epoch {_epochs_text(firsts)}" if hits else "never reached"
+    if claim.at is None:  # "crossed the target": at some epoch
+        if len(hits) == len(firsts):
+            return text, "✅ matches: every seed reaches it"
+        return text, f"❌ falls short: {len(firsts) - len(hits)} of {len(firsts)} seeds never reach it"
+    if len(hits) == len(firsts) and max(hits) < claim.at:
+        return text, "✅ beats: every seed reaches it earlier"
+    if all(e is None or e > claim.at for e in firsts):
+        return text, "❌ falls short: every seed reaches it later or never"
+    return text, "✅ matches: within the seeds' epochs"
+
+
+def check_held(claim: Claim, run: Run) -> tuple[str, str]:
+    """(reproduced, verdict): each seed's lowest test accuracy after the epoch."""
+    lows = [float(curve[curve.index > claim.at].min()) for curve in run.per_seed("test_accuracy").values()]
+    holds = sum(low >= claim.value - ACCURACY_TOLERANCE for low in lows)
+    text = f"lowest after epoch {claim.at}: {seeds_text(lows)}"
+    if holds == len(lows):
+        return text, "✅ matches: held on every seed"
+    if holds == 0:
+        return text, "❌ falls short: held on no seed"
+    return text, f"✅ matches on {holds} of {len(lows)} seeds"
+
+
+def _gap_text(gap: float) -> str:
+    return f"best train - best test: {gap * 100:+.2f} pp"
+
+
+def _still_improving(run: Run, previous: Run | None, target: float) -> tuple[bool, str]:
+    curve = run.history.groupby("epoch")["test_accuracy"].mean()
+    best = int(curve.idxmax())
+    return best > len(curve) - LAST_EPOCHS, f"best test epoch (mean over seeds): {best} of {len(curve)}"
+
+
+def _drops_after_target(run: Run, previous: Run | None, target: float) -> tuple[bool, str]:
+    drops = []
+    for curve in run.per_seed("test_accuracy").values():
+        first = _first_epoch(curve, target)
+        drops.append(first is not None and bool((curve[curve.index > first] < target).any()))
+    return all(drops), f"drops below {target:.2%} after reaching it on {sum(drops)} of {len(drops)} seeds"
+
+
+def _same_size(run: Run, previous: Run | None, target: float) -> tuple[bool, str]:
+    if previous is None:
+        raise ParamsError("`same size as the previous step` on a system's first step")
+    now, before = run.params["params_total"], previous.params["params_total"]
+    return now == before, f"{now:,} against {before:,}"
+
+
+STATEMENTS: dict[str, Callable[..., tuple[bool, str]]] = {
+    # over-fitting as the write-ups judge it: best train accuracy above best test accuracy
+    "overfitting": lambda run, previous, target: (run.gap() > ACCURACY_TOLERANCE, _gap_text(run.gap())),
+    "not overfitting": lambda run, previous, target: (run.gap() <= ACCURACY_TOLERANCE, _gap_text(run.gap())),
+    "less overfitting": lambda run, previous, target: (
+        run.gap() < previous.gap(),
+        f"{_gap_text(run.gap())}, {previous.gap() * 100:+.2f} pp the step before",
+    ),
+    "still improving": _still_improving,
+    "drops after the target": _drops_after_target,
+    "same size as the previous step": _same_size,
+}
+
+
+def check_statement(claim: Claim, run: Run, previous: Run | None, target: float) -> tuple[str, str]:
+    agrees, text = STATEMENTS[claim.value](run, previous, target)
+    return text, "✅ agrees" if agrees else "❌ disagrees"
+
+
+# --- the comparison table ------------------------------------------------------------------
+
+
+def _describe(claim: Claim, counts: str, target: float) -> tuple[str, str]:
+    """(what is claimed, the claimed value) as the table shows them."""
+    if claim.kind == "epochs":
+        return "epochs", str(claim.value)
+    if claim.kind == "params":
+        return f"parameters ({counts})", f"{claim.value:,}"
+    if claim.kind == "trainable_params":
+        return "parameters (trainable)", f"{claim.value:,}"
+    if claim.kind in ("test_accuracy", "train_accuracy"):
+        return f"{claim.kind.split('_')[0]} accuracy at {claim.read_at}", f"{claim.value:.2%}"
+    if claim.kind == "reached":
+        return (
+            f"first reached {claim.value:.2%}",
+            "at some epoch" if claim.at is None else f"epoch {claim.at}",
+        )
+    if claim.kind == "held":
+        return f"held after epoch {claim.at}", f"≥ {claim.value:.2%}"
+    return "says", claim.value if claim.value != "drops after the target" else f"drops after {target:.2%}"
+
+
+def _params_verdict(claimed: int, counted: int) -> str:
+    off = (counted - claimed) / claimed
+    word = "✅ matches" if abs(off) <= PARAMS_TOLERANCE else "❌ size off"
+    return f"{word} ({off:+.1%})"
+
+
+def check(
+    claim: Claim, counts: str, size: dict[str, int], run: Run | None, previous: Run | None, target: float
+) -> tuple[str, str]:
+    """(reproduced, verdict) of one claim; `run` is None for a step not trained here."""
+    if claim.kind in ("params", "trainable_params"):
+        counted = size[COUNTS[counts] if claim.kind == "params" else "params_trainable"]
+        return f"{counted:,}", _params_verdict(claim.value, counted)
+    if run is None:
+        return "GPU only", "config only: needs a GPU, not trained here"
+    if claim.kind == "epochs":
+        epochs = int(run.history["epoch"].max())
+        return str(epochs), "✅ matches" if epochs == claim.value else "❌ differs"
+    if claim.kind == "test_accuracy":
+        values = run.read("test_accuracy", claim.at)
+        return seeds_text(values), compare_accuracy(claim.value, values)
+    if claim.kind == "train_accuracy":
+        values = run.read("train_accuracy", claim.at)
+        return seeds_text(values), compare_accuracy(claim.value, values, "▲ higher here", "▼ lower here")
+    if claim.kind == "reached":
+        return check_reached(claim, run)
+    if claim.kind == "held":
+        return check_held(claim, run)
+    return check_statement(claim, run, previous, target)
+
+
+def comparison_rows(
+    systems: dict[str, System], runs: dict[str, Run], gpu_steps: dict[str, StepConfig], target: float
+) -> list[dict[str, str]]:
+    """One row per claim: what the write-up claimed, the run read the same way (every seed),
+    and a verdict."""
+    sizes = {name: run.params for name, run in runs.items()}
+    sizes |= {name: count_params(build_net(step)) for name, step in gpu_steps.items()}
+    rows = []
+    for system in systems.values():
+        for claim in system.claims:
+            run = runs.get(claim.step)
+            index = system.steps.index(claim.step)
+            previous = runs.get(system.steps[index - 1]) if index else None
+            what, claimed = _describe(claim, system.counts, target)
+            reproduced, verdict = check(claim, system.counts, sizes[claim.step], run, previous, target)
+            seeds = sorted(run.history["seed"].unique()) if run else []
+            rows.append(
+                {
+                    "system": system.name,
+                    "step": f"`{claim.step}`",
+                    "claim": what,
+                    "claimed": claimed,
+                    "reproduced": reproduced,
+                    "seeds": ", ".join(map(str, seeds)) or "-",
+                    "verdict": verdict,
+                }
+            )
+    return rows
+
+
+def accuracy_claims(systems: dict[str, System], runs: dict[str, Run]) -> list[tuple[str, float, list[float]]]:
+    """(label, claimed, each seed read the same way) for every test accuracy claim of a trained step."""
+    return [
+        (f"{claim.step} ({claim.read_at})", claim.value, runs[claim.step].read("test_accuracy", claim.at))
+        for system in systems.values()
+        for claim in system.claims
+        if claim.kind == "test_accuracy" and claim.step in runs
+    ]
+
+
+def comparison_table(rows: list[dict[str, str]]) -> str:
+    return pd.DataFrame(rows).to_markdown(index=False)

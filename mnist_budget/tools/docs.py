@@ -1,0 +1,274 @@
+"""The tables of the README and docs/, rendered so that they cannot drift: the reference
+tables from the vocabularies the code validates and builds with, the result tables from the
+files the pipelines wrote (reports/headline.json, reports/ablation/effects.csv, the seed
+systems' report).
+
+    python -m mnist_budget.tools.docs           # rewrite the tables between the documents' markers
+    python -m mnist_budget.tools.docs --check   # exit 1 if a document differs from what it would write
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from mnist_budget.base.atomic_files import read_json, write_text
+from mnist_budget.base.layout import Layout
+from mnist_budget.config.layer_spec import HOLDS_LAYERS, LAYER_KINDS
+from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES
+from mnist_budget.config.params import REQUIRED, Key, load_params
+from mnist_budget.config.report_config import ARM_KEYS
+from mnist_budget.config.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS, load_target
+from mnist_budget.report.ablation import (
+    EFFECTS,
+    arm_label,
+    load_effects,
+    row_interval,
+    unmeasured_steps,
+    unmeasured_text,
+)
+from mnist_budget.report.search_results import adopted, adoption_state, deciding_search, ranked
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+MAIN = Layout.of()
+SEED_SYSTEMS_REPORT = Layout.of("seed-systems").reports / "report.md"
+COMPARISON = "## Comparison with the write-ups"
+# <!-- table:NAME --> ... <!-- /table:NAME -->
+MARKED = re.compile(r"(<!-- table:(?P<name>[a-z-]+) -->\n).*?(<!-- /table:(?P=name) -->)", re.DOTALL)
+
+
+def value_text(value: Any) -> str:
+    """A default as it is written in params.yaml."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def keys_text(keys: dict[str, Key]) -> str:
+    """`lr`, `momentum` (0), ...: each key with its default, if it has one."""
+    parts = []
+    for name, key in keys.items():
+        default = "" if key.default is REQUIRED or key.default is None else f" ({value_text(key.default)})"
+        doc = f" {key.doc}" if key.doc else ""
+        parts.append(f"`{name}`{doc}{default}")
+    return ", ".join(parts)
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def layers_table() -> str:
+    rows = []
+    for name, kind in LAYER_KINDS.items():
+        written = "{residual: [<layer>, ...]}" if name == HOLDS_LAYERS else name + " C" * kind.width
+        rows.append([f"`{written}`", kind.meaning, keys_text(kind.options)])
+    return markdown(["layer", "meaning", "options (default)"], rows)
+
+
+def step_keys_table() -> str:
+    rows = []
+    for name, key in STEP_KEYS.items():
+        default = "required" if key.default is REQUIRED else value_text(key.default)
+        choices = " / ".join(STEP_CHOICES.get(name, ()))
+        rows.append([f"`{name}`", key.doc, default, choices])
+    return markdown(["key", "meaning", "default", "choices"], rows)
+
+
+def optimizers_table() -> str:
+    rows = [[f"`{name}`", keys_text(keys)] for name, keys in OPTIMIZERS.items()]
+    return markdown(["`name`", "keys (default)"], rows)
+
+
+def schedules_table() -> str:
+    rows = [[f"`{name}`", kind.doc, keys_text(kind.keys)] for name, kind in SCHEDULES.items()]
+    return markdown(["`name`", "what it does", "keys (default)"], rows)
+
+
+def augment_table() -> str:
+    rows = [[f"`{name}`", key.doc, value_text(key.default)] for name, key in AUGMENT.items()]
+    return markdown(["key", "meaning", "default"], rows)
+
+
+def arm_keys_table() -> str:
+    rows = [[f"`{name}`", key.doc] for name, key in ARM_KEYS.items()]
+    return markdown(["key", "meaning"], rows)
+
+
+def mark(ok: bool) -> str:
+    return "✅" if ok else "❌"
+
+
+def headline_table() -> str:
+    """The final and the tiny net over their seeds, from reports/headline.json."""
+    target = load_target(load_params(ROOT / MAIN.params))
+    header = [
+        "net", "step", "parameters", "epochs", "seeds", "mean", "min",
+        f"every seed ≥ {target.test_accuracy:.2%}", "within budget",
+    ]  # fmt: skip
+    rows = []
+    for net, h in read_json(ROOT / MAIN.headline).items():
+        meets = read_json(ROOT / MAIN.metrics(h["step"]))["meets"]
+        seeds = ", ".join(map(str, h["seeds"]))
+        within = meets["params"] and meets["epochs"]
+        rows.append([net, f"`{h['step']}`", f"{h['params_total']:,}", str(h["epochs"]), seeds])
+        rows[-1] += [f"**{h['mean']:.2%}**", f"{h['min']:.2%}", mark(meets["every_seed"]), mark(within)]
+    return markdown(header, rows)
+
+
+NO_ABLATION = f"(no `{EFFECTS}` yet: `dvc repro ablation/dvc.yaml` writes it)"
+
+
+def ablation_table() -> str:
+    """One row per idea of the ablation, from reports/ablation/effects.csv."""
+    if not (ROOT / EFFECTS).is_file():
+        return NO_ABLATION
+    effects = load_effects(ROOT / EFFECTS)
+    rows = [
+        [
+            arm_label(row["change"], row["idea"]),
+            f"`{row['step']}`" if row["step"] else "(none)",
+            f"{row['arm_mean']:.2%}",
+            row_interval(row),
+            str(row["n"]),
+            f"**{row['verdict']}**",
+        ]
+        for row in effects.to_dict("records")
+    ]
+    table = markdown(
+        ["arm", "step", "mean", "effect against the final recipe (95% interval)", "seeds", "verdict"], rows
+    )
+    params = yaml.safe_load((ROOT / MAIN.params).read_text())
+    caveat = unmeasured_text(unmeasured_steps(list(params["steps"]), params["headline"]["final"], effects))
+    return table + (f"\n\n{caveat}" if caveat else "")
+
+
+def ablation_summary() -> str:
+    """Which ideas the ablation's evidence supports, in one paragraph."""
+    if not (ROOT / EFFECTS).is_file():
+        return NO_ABLATION
+    effects = load_effects(ROOT / EFFECTS)
+    said = [
+        f"**{verdict}**: {', '.join(rows['idea'])}"
+        for verdict, rows in effects.groupby("verdict", sort=False)
+    ]
+    return "The evidence, idea by idea: " + "; ".join(said) + "."
+
+
+def report_table(path: Path, heading: str) -> pd.DataFrame:
+    """The markdown table that follows `heading` in a report the pipeline wrote."""
+    lines = (ROOT / path).read_text().splitlines()
+    start = lines.index(heading) + 2
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip("|").split("|")])
+    return pd.DataFrame(table[2:], columns=table[0])
+
+
+def seed_systems_table() -> str:
+    """Each write-up's claimed final test accuracy against its reproduction over seeds."""
+    comparison = report_table(SEED_SYSTEMS_REPORT, COMPARISON)
+    finals = comparison[(comparison["seeds"] != "1") & comparison["claim"].str.startswith("test accuracy")]
+    rows = [
+        [row["system"], row["step"], row["claim"].removeprefix("test accuracy "), row["claimed"], row["reproduced"],
+         row["seeds"], row["verdict"]]
+        for row in finals.to_dict("records")
+    ]  # fmt: skip
+    return markdown(
+        ["system", "claimed final", "read", "claimed", "reproduced (seed range)", "seeds", "verdict"], rows
+    )
+
+
+def seed_systems_counts() -> str:
+    """How many of the write-ups' claims the reproduction matches, beats, falls short of."""
+    verdicts = report_table(SEED_SYSTEMS_REPORT, COMPARISON)["verdict"]
+    kinds = verdicts.str.replace(r" \(.*$|:.*$", "", regex=True).value_counts()
+    return f"Over its {len(verdicts)} claims: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()) + "."
+
+
+def search_choice() -> str:
+    """The deciding search's finalists, the only candidates whose test accuracy was read,
+    and what each budget adopted (reports/search/runs.csv)."""
+    record = deciding_search()
+    summary = ranked(record.runs)
+    plan = yaml.safe_load((ROOT / record.plans / "candidates.yaml").read_text())
+    incumbents = plan.get("incumbents") or {}
+    chosen = adopted(summary, incumbents)
+    rows = []
+    for budget, group in summary[summary["test_count"] > 0].groupby("budget", sort=False):
+        state = adoption_state(record.runs, group)
+        for row in group.to_dict("records"):
+            name = row["candidate"]
+            choice = f"**{state.lower()}**" if chosen[budget][0] == name else ""
+            rows.append(
+                [budget, f"`{name}`" + (" (incumbent)" if incumbents.get(budget) == name else ""),
+                 f"{row['params']:,}", str(row["runs"]), f"{row['val_mean']:.2%}", f"{row['test_mean']:.2%}",
+                 f"{row['test_min']:.2%}", choice]
+            )  # fmt: skip
+    header = ["budget", "finalist", "params", "seeds", "validation mean", "test mean", "test min", "choice"]
+    return markdown(header, rows)
+
+
+TABLES = {
+    "layers": layers_table,
+    "step-keys": step_keys_table,
+    "optimizers": optimizers_table,
+    "schedules": schedules_table,
+    "augment": augment_table,
+    "arm-keys": arm_keys_table,
+    "headline": headline_table,
+    "ablation": ablation_table,
+    "ablation-summary": ablation_summary,
+    "search-choice": search_choice,
+    "seed-systems": seed_systems_table,
+    "seed-systems-counts": seed_systems_counts,
+}
+
+
+def documents() -> list[Path]:
+    """The README, then every page of docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def rendered(text: str) -> str:
+    """`text` with every marked table replaced by its rendering."""
+    return MARKED.sub(lambda m: f"{m.group(1)}{TABLES[m.group('name')]()}\n{m.group(3)}", text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report whether a document would change")
+    check = parser.parse_args().check
+    stale = []
+    for path in documents():
+        text = path.read_text()
+        new = rendered(text)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if not check:
+                write_text(path, new)
+    done = "out of date" if check else "rewritten"
+    print(
+        f"docs: tables {done}: {', '.join(map(str, stale))}" if stale else "docs: tables up to date",
+        file=sys.stderr,
+    )
+    sys.exit(1 if check and stale else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""The pipelines' code deps and the sub-pipelines' dvc.yaml, derived so they cannot go stale.
+
+A stage's code deps are the import closure of its entry point over this project's modules
+(`stages/`, `mnist_budget/`), less the modules that cannot change what it writes
+(`code_deps`): a change anywhere else in it reruns the stage, a change outside it does
+not. The root dvc.yaml is written by hand but for its code deps, which
+`root_with_code_deps` rewrites in place, comments kept. Each sub-pipeline (`references/`,
+`seed-systems/`, `search/`) is the root's `resolve`, `train` and `evaluate` stages moved to
+its own params file and output folders, plus its own report stage if it has one: written
+from here, never by hand (DVC has no include, treeverse/dvc#7939).
+
+    python -m mnist_budget.tools.dvc_yaml           # rewrite the root's code deps and the sub-pipelines
+    python -m mnist_budget.tools.dvc_yaml --check   # exit 1 if a file differs from what it would write
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mnist_budget.base.atomic_files import write_text
+from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("stages", "mnist_budget")
+ROOT_DVC_YAML = Path("dvc.yaml")
+SHARED_STAGES = ("resolve", "train", "evaluate")  # the root's stages every sub-pipeline runs too
+
+
+@dataclass(frozen=True)
+class ReportStage:
+    """A sub-pipeline's last stage: its name, entry point, data it reads besides the
+    steps' reports, the params sections it reads and its outputs under the reports folder."""
+
+    name: str
+    module: str
+    data: tuple[str, ...]
+    sections: tuple[str, ...]
+    outs: tuple[str, ...] = ("report.md", "summary.csv", "figures", "plots")
+
+
+@dataclass(frozen=True)
+class SubPipeline:
+    """What a sub-pipeline adds to the root's stages: its report stage, if any, and
+    whether it keeps models (without, `train` writes histories alone and nothing evaluates)."""
+
+    report: ReportStage | None = None
+    keeps_models: bool = True
+
+
+SUB_PIPELINES: dict[str, SubPipeline] = {
+    # the progression report draws the final step's misclassified digits from data/prepared
+    "references": SubPipeline(
+        ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target"))
+    ),
+    # compare validates the claims against every step and gpu step, as resolved over the recipe
+    "seed-systems": SubPipeline(
+        ReportStage("compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems"))
+    ),
+    # one candidate per experiment, ranked by `python -m mnist_budget.tools.search`: no report stage
+    "search": SubPipeline(),
+    # the main report quotes the ablation, so the ablation is upstream of it: it keeps its
+    # results in git (histories, no model) and a fresh clone's `dvc repro` skips it
+    "ablation": SubPipeline(
+        ReportStage(
+            "report",
+            "stages.ablation",
+            (),
+            ("steps", "baseline", "arms"),
+            ("report.md", "effects.csv", "figures"),
+        ),
+        keeps_models=False,
+    ),
+}
+
+
+def module_file(module: str) -> Path | None:
+    """The project file of a dotted module name, or None for a third-party module."""
+    if module.split(".")[0] not in PACKAGES:
+        return None
+    path = Path(*module.split("."))
+    return path.with_suffix(".py") if (ROOT / path.with_suffix(".py")).is_file() else path / "__init__.py"
+
+
+def _imported(path: Path) -> set[str]:
+    """Dotted names of the modules a file imports (`from a import b` may name module a.b)."""
+    names = set()
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_closure(module: str) -> list[str]:
+    """Every project file `python -m <module>` runs, as sorted repository paths. Package
+    `__init__.py` files count only when they hold code."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = module_file(name)
+        if path is None or path in seen or not (ROOT / path).is_file():
+            continue
+        seen.add(path)
+        todo += _imported(path)
+        todo += [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]  # parents
+    return sorted(p.as_posix() for p in seen if p.name != "__init__.py" or (ROOT / p).read_text().strip())
+
+
+# They word a fault, wire signals or draw progress: no stage's output depends on them, so
+# rewording an error message or redrawing a bar reruns nothing.
+FAULT_WORDING = (
+    "stages/cli.py",
+    "mnist_budget/base/errors.py",
+    "mnist_budget/base/signals.py",
+    "mnist_budget/train/progress.py",
+    "stages/__init__.py",
+)
+# They read and check params files. A stage that declares no params reads none: what they
+# do reaches it only through the resolved config it reads (reports/configs/<step>.json,
+# written by `resolve`, whose deps they are). So the train stages, which read that file
+# alone, do not retrain on a reworded params error.
+CONFIG_READERS = ("mnist_budget/config/params.py", "mnist_budget/config/step_config.py")
+
+
+def code_deps(module: str, reads_params: bool) -> list[str]:
+    """The project files that can change what `python -m <module>` writes: its import
+    closure without `FAULT_WORDING`, and without `CONFIG_READERS` unless it reads params."""
+    skipped = FAULT_WORDING + (() if reads_params else CONFIG_READERS)
+    return [path for path in import_closure(module) if path not in skipped]
+
+
+def entry_module(cmd: str) -> str:
+    """`python -m stages.train "${key}" ...` -> `stages.train`."""
+    words = cmd.split()
+    return words[words.index("-m") + 1]
+
+
+def is_code(dep: str) -> bool:
+    return dep.endswith(".py") and dep.split("/")[0] in PACKAGES
+
+
+def _moved(path: str, layout: Layout) -> str:
+    """A main-pipeline output path in `layout`'s folders (data/ is shared)."""
+    for main, mine in ((MAIN_LAYOUT.models, layout.models), (MAIN_LAYOUT.reports, layout.reports)):
+        if path.startswith(f"{main}/"):
+            return f"{mine}/{path.removeprefix(f'{main}/')}"
+    return path
+
+
+def _moved_list(entries: list[Any], layout: Layout) -> list[Any]:
+    """deps/outs/metrics entries: a path string, or {path: options}."""
+    return [
+        _moved(e, layout) if isinstance(e, str) else {_moved(k, layout): v for k, v in e.items()}
+        for e in entries
+    ]
+
+
+def shared_stage(stage: dict[str, Any], layout: Layout, sections: set[str]) -> dict[str, Any]:
+    """A root stage (foreach or not), run from the repository root on `layout`'s params
+    file and output folders, declaring those of its params sections the file has
+    (`sections`: a pipeline without a headline has no `headline` to check)."""
+    body = stage.get("do", stage)
+    moved: dict[str, Any] = {"wdir": "..", "cmd": f"{body['cmd']} --pipeline {layout.name}"}
+    for field in ("deps", "outs", "metrics"):
+        if field in body:
+            moved[field] = _moved_list(body[field], layout)
+    if "params" in body:
+        moved["params"] = [{str(layout.params): [s for s in body["params"] if s in sections]}]
+    return {"foreach": stage["foreach"], "do": moved} if "do" in stage else moved
+
+
+def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
+    reports = layout.reports
+    return {
+        "wdir": "..",
+        "cmd": f"exec python -m {report.module} --pipeline {layout.name}",
+        "deps": [
+            f"{reports}/configs",
+            f"{reports}/steps",
+            *report.data,
+            *code_deps(report.module, reads_params=True),
+        ],
+        "params": [{str(layout.params): list(report.sections)}],
+        "outs": [{f"{reports}/{name}": {"cache": False, "persist": True}} for name in report.outs],
+    }
+
+
+STAGE_LINE = re.compile(r"^  ([a-z_]+):$")
+CODE_DEP_LINE = re.compile(r"^(\s+)- (?:stages|mnist_budget)/\S+\.py$")
+
+
+def root_with_code_deps(text: str) -> str:
+    """The root dvc.yaml's text with each stage's run of code dep lines replaced by its
+    `code_deps`; everything else (comments, layout) as it is."""
+    stages = yaml.safe_load(text)["stages"]
+    out, stage, deps_written = [], None, False
+    for line in text.splitlines():
+        if match := STAGE_LINE.match(line):
+            stage, deps_written = match.group(1), False
+        if (match := CODE_DEP_LINE.match(line)) and stage in stages:
+            if not deps_written:
+                body = stages[stage].get("do", stages[stage])
+                deps = code_deps(entry_module(body["cmd"]), reads_params="params" in body)
+                out += [f"{match.group(1)}- {dep}" for dep in deps]
+                deps_written = True
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def sub_pipeline(name: str) -> str:
+    """The text of `<name>/dvc.yaml`."""
+    layout = Layout.of(name)
+    with open(ROOT / ROOT_DVC_YAML) as f:
+        root = yaml.safe_load(f)["stages"]
+    with open(ROOT / layout.params) as f:
+        sections = set(yaml.safe_load(f))
+    pipeline = SUB_PIPELINES[name]
+    stages = {key: shared_stage(root[key], layout, sections) for key in SHARED_STAGES}
+    if not pipeline.keeps_models:
+        del stages["evaluate"]  # it scores model files
+        train = stages["train"]["do"]
+        train["cmd"] += " --history-only"
+        train["outs"] = [
+            out for out in train["outs"] if not str(next(iter(out))).startswith(f"{layout.models}/")
+        ]
+    report = pipeline.report
+    if report is not None:
+        stages[report.name] = report_stage(layout, report)
+        # resolve checks before any training what the report stage will read
+        resolve_params = stages["resolve"]["params"][0]
+        checked = resolve_params[str(layout.params)]
+        resolve_params[str(layout.params)] = checked + [s for s in report.sections if s not in checked]
+    written = (
+        f"{layout.models}/ and {layout.reports}/"
+        if pipeline.keeps_models
+        else f"{layout.reports}/, no model file"
+    )
+    header = (
+        f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
+        "# (wdir: ..) and share data/prepared with the main pipeline. They write to\n"
+        f"# {written}. Written by `python -m mnist_budget.tools.dvc_yaml` from the root\n"
+        "# dvc.yaml's resolve, train and evaluate stages: edit those, then run it.\n"
+    )
+    return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report files that would change")
+    stale = []
+    check = parser.parse_args().check
+    files = [(ROOT / ROOT_DVC_YAML, lambda: root_with_code_deps((ROOT / ROOT_DVC_YAML).read_text()))]
+    # the sub-pipelines are made from the root's stages: written after it
+    files += [(ROOT / name / "dvc.yaml", lambda name=name: sub_pipeline(name)) for name in SUB_PIPELINES]
+    for path, render in files:
+        text = render()
+        if path.is_file() and path.read_text() == text:
+            continue
+        stale.append(str(path.relative_to(ROOT)))
+        if not check:
+            write_text(path, text)
+    verb = "out of date" if check else "rewritten"
+    print(f"dvc_yaml: {', '.join(stale) or 'nothing'} {verb}", file=sys.stderr)
+    sys.exit(1 if check and stale else 0)
+
+
+if __name__ == "__main__":
+    main()
