@@ -8,6 +8,7 @@ change here retrains nothing.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, Self
@@ -35,7 +36,11 @@ class EpochLine:
         if exc[0] is None:
             shown = ", ".join(f"{key}={value}" for key, value in self.postfix.items())
             seconds = time.monotonic() - self.start
-            print(f"{self.desc}: {self.n}/{self.total} batches in {seconds:.0f} s, {shown}", file=sys.stderr)
+            line = f"{self.desc}: {self.n}/{self.total} batches in {seconds:.0f} s, {shown}\n"
+            # one write(2) of the whole line: print's two (text, then newline) let seeds
+            # training side by side run their lines together in a shared log; a pipe keeps
+            # a write of at most PIPE_BUF (4,096) bytes whole
+            os.write(sys.stderr.fileno(), line.encode())
 
 
 def epoch_bar(desc: str, total: int, line: int) -> tqdm | EpochLine:
