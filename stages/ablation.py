@@ -2,7 +2,7 @@
 
     python -m stages.ablation [--pipeline ablation]
 
-Reads the params' `baseline` and `arms` and each arm's history; writes
+Reads the arms (`ablation_config`: drawn from the progression) and each arm's history; writes
 reports/ablation/effects.csv (one row per idea: the mean paired difference of final-epoch
 test accuracy, its 95% interval, n and a verdict), which the main report quotes, with
 report.md and figures/effects.png, all at once.
@@ -13,11 +13,9 @@ from __future__ import annotations
 import sys
 
 from mnist_budget.base.atomic_files import read_json, write_all
-from mnist_budget.base.errors import StageError
 from mnist_budget.base.layout import Layout
+from mnist_budget.config.ablation_config import load_ablation
 from mnist_budget.config.params import load_params
-from mnist_budget.config.report_config import load_arms
-from mnist_budget.config.step_config import resolve
 from mnist_budget.report import figures
 from mnist_budget.report.ablation import ABLATION, effects_table, final_accuracies, write_report
 from mnist_budget.report.history import load_history
@@ -26,12 +24,9 @@ from stages.cli import pipeline_parser, stage_main
 
 @stage_main
 def main(layout: Layout = ABLATION) -> None:
-    params = load_params(layout.params)
-    ablation = load_arms(params)
-    if ablation is None:
-        raise StageError(f"{layout.params}: no `baseline` and `arms`: nothing to compare")
-    baseline, arms = ablation
-    descriptions = {name: entry["description"] for name, entry in resolve(params).items()}
+    ablation = load_ablation(load_params(layout.params))
+    baseline, arms = ablation.baseline, ablation.arms
+    descriptions = {name: entry["description"] for name, entry in ablation.entries.items()}
     accuracies = {}
     for name in descriptions:
         seeds = tuple(read_json(layout.config(name))["seeds"])

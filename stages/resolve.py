@@ -2,13 +2,14 @@
 
     python -m stages.resolve [--pipeline NAME]
 
-Deep-merges each step of params.yaml over the `recipe`, validates it (keys, types, ranges,
+Deep-merges each step of params.yaml over the `recipe` or the step before it (or draws the
+ablation's arms from the progression they ablate: `ablation_config`), validates it (keys, types, ranges,
 and that its layers fit their inputs) and writes reports/configs/<step>.json: what the step
 trains with, every default filled in, no prose (see `step_config.config_of`). A step's
 train stage depends on its file alone: editing one step retrains that step, editing the
 recipe retrains every step that does not override what changed, rewording a description
 retrains nothing. The sections the reports read (`target`, `headline`, `public_results`,
-`without`, the ablation's `baseline` and `arms`, a seed-systems pipeline's `systems`) are
+`without`, a seed-systems pipeline's `systems`) are
 checked here too. A typo stops here, with one line
 naming the key, and no model or history is touched. Configs are replaced all at once; a
 step no longer in params loses its config, outputs and dvc.lock entries, which DVC keeps.
@@ -22,9 +23,10 @@ import sys
 from mnist_budget.base.atomic_files import json_bytes, write_all
 from mnist_budget.base.dvc_lock import forget_stages, lock_stages
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.config.ablation_config import load_ablation
 from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.report_config import check_report_params, load_headline, load_without
-from mnist_budget.config.step_config import config_of, load_steps, read_config
+from mnist_budget.config.step_config import config_of, load_steps, parse_step, read_config
 from mnist_budget.report.seed_systems import load_systems
 from mnist_budget.train.nets import build_layers
 from stages.cli import pipeline_parser, stage_main
@@ -48,7 +50,11 @@ def remove_old_steps(layout: Layout, steps: dict) -> list[str]:
 @stage_main
 def main(layout: Layout = MAIN_LAYOUT) -> None:
     params = load_params(layout.params)
-    steps = load_steps(params)
+    if "progression" in params:  # the ablation's arms, drawn from a progression's params
+        entries = load_ablation(params).entries
+        steps = {name: parse_step(name, entry) for name, entry in entries.items()}
+    else:
+        steps = load_steps(params)
     for step in steps.values():
         build_layers(step)  # shapes: a layer that does not fit its input fails now
     check_report_params(params)

@@ -1,5 +1,6 @@
 """Params validation: every bad entry names the step, the key and the reason."""
 
+import contextlib
 import copy
 import difflib
 import itertools
@@ -7,11 +8,14 @@ import json
 import os
 import re
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
+import yaml
 from dvc.utils.hydra import apply_overrides
 
 from mnist_budget.base.errors import StageError
+from mnist_budget.config.ablation_config import Arm, load_ablation
 from mnist_budget.config.layer_spec import ACTIVATION_NAMES, LAYER_KINDS
 from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES
 from mnist_budget.config.params import ParamsError, load_params
@@ -222,22 +226,32 @@ def test_params_yaml_that_dvc_would_read_otherwise_is_rejected(tmp_path, text, e
         load_params(path)
 
 
-@pytest.mark.parametrize(
-    "path", ["params.yaml", "references/params.yaml", "seed-systems/params.yaml", "ablation/params.yaml"]
-)
-def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
-    """Each params file is laid out the way DVC writes it back, so `-S` edits only its value."""
+def set_params(tmp_path: Path, path: str, overrides: list[str]) -> tuple[list[str], list[str]]:
+    """The lines `dvc exp run -S` removes from and adds to a copy of the params file `path`."""
     copy = tmp_path / "params.yaml"
     original = (REPO / path).read_text()
     copy.write_text(original)
-    first_step = next(iter(load_params(copy)["steps"]))
-    apply_overrides(str(copy), ["recipe.device=cuda", f"++steps.{first_step}.label_smoothing=0.25"])
-    changed = [
-        line for line in difflib.unified_diff(original.splitlines(), copy.read_text().splitlines(), n=0)
-    ]
+    apply_overrides(str(copy), overrides)
+    changed = list(difflib.unified_diff(original.splitlines(), copy.read_text().splitlines(), n=0))
     removed = [line for line in changed if line.startswith("-") and not line.startswith("---")]
     added = [line for line in changed if line.startswith("+") and not line.startswith("+++")]
-    device = next(line for line in original.splitlines() if line.startswith("  device: auto"))
+    return removed, added
+
+
+def test_dvc_set_param_changes_one_line_of_the_ablation(tmp_path):
+    removed, added = set_params(tmp_path, "ablation/params.yaml", ["steps.with-dropout.dropout=0.1"])
+    assert (removed, added) == (["-    dropout: 0.05"], ["+    dropout: 0.1"])
+
+
+@pytest.mark.parametrize("path", ["params.yaml", "references/params.yaml", "seed-systems/params.yaml"])
+def test_dvc_set_param_changes_one_line_and_keeps_the_rest(tmp_path, path):
+    """Each params file is laid out the way DVC writes it back, so `-S` edits only its value."""
+    first_step = next(iter(load_params(REPO / path)["steps"]))
+    overrides = ["recipe.device=cuda", f"++steps.{first_step}.label_smoothing=0.25"]
+    removed, added = set_params(tmp_path, path, overrides)
+    device = next(
+        line for line in (REPO / path).read_text().splitlines() if line.startswith("  device: auto")
+    )
     assert removed == [f"-{device}"]  # its comment, if any, stays
     assert added == [f"+{device.replace('device: auto', 'device: cuda')}", "+    label_smoothing: 0.25"]
 
@@ -314,7 +328,13 @@ def test_every_committed_config_is_what_its_step_resolves_to(pipeline):
     """reports/configs/ holds what resolve writes from the committed params, and reads back."""
     params = load_params(REPO / pipeline)
     configs = REPO / "reports" / Path(pipeline).parent / "configs"
-    for name, step in load_steps(params).items():
+    if "progression" in params:
+        with contextlib.chdir(REPO):  # its `progression` is a path from the repository root
+            entries = load_ablation(params).entries
+        steps = {name: parse_step(name, entry) for name, entry in entries.items()}
+    else:
+        steps = load_steps(params)
+    for name, step in steps.items():
         committed = json.loads((configs / f"{name}.json").read_text())
         assert committed == config_of(step), f"{pipeline}: {name}: run dvc repro"
         assert config_of(read_config(name, committed)) == committed
@@ -368,20 +388,6 @@ TARGET = {"test_accuracy": 0.994, "max_params": 8000, "max_epochs": 15}
         ({"target": {**TARGET, "max_params": "8k"}}, "target.max_params: expected an integer"),
         ({"without": {"the pool": ["conv 8", "pool"]}}, "without.the pool[1]: unknown layer 'pool'"),
         ({"without": {"the pool": []}}, "without.the pool: expected a list of layers"),
-        (
-            {"baseline": "s3", "arms": {"s2": {"adds": "x"}}},
-            "baseline: 's3' is not a step in `steps` (s1, s2)",
-        ),
-        (
-            {"baseline": "s1", "arms": {"s1": {"adds": "x"}}},
-            "arms.s1: is not a step in `steps` other than 's1'",
-        ),
-        ({"baseline": "s1", "arms": {}}, "arms.s2: missing: say what this step measures"),
-        ({"baseline": "s1", "arms": {"s2": {}}}, "arms.s2: needs one of `removes` or `adds`"),
-        ({"baseline": "s1", "arms": {"s2": {"removes": "a", "adds": "b"}}}, "arms.s2: needs one of"),
-        ({"baseline": "s1", "arms": {"s2": {"adds": "x", "step": "s1"}}}, "arms.s2.step: names the step"),
-        ({"baseline": "s1", "arms": {"s2": {"remove": "x"}}}, "arms.s2.remove: unknown key"),
-        ({"arms": {"s2": {"adds": "x"}}}, "baseline: expected a string, got None"),
     ],
 )
 def test_what_the_reports_read_is_checked_before_training(changes, error):
@@ -398,51 +404,132 @@ def top_level_changes(before: dict, after: dict) -> list[str]:
     return [key for key in after if before.get(key) != after[key]]
 
 
-def test_each_step_of_the_progression_changes_one_idea():
-    """One top-level recipe key per step against the step before; the tiny step may change
-    its layers and one more key."""
+def test_each_step_of_the_progression_is_its_one_idea():
+    """Each entry after the first holds one step key besides its description (the first:
+    none, the recipe is the skeleton's), and it changes the step before it."""
     params = load_params(REPO / "params.yaml")
+    assert params["steps_build_on"] == "previous"
+    entries = {
+        name: {k: v for k, v in e.items() if k != "description"} for name, e in params["steps"].items()
+    }
+    names = list(entries)
+    assert 6 <= len(names) <= 8 and entries[names[0]] == {}
     configs = {name: config_of(step) for name, step in load_steps(params).items()}
-    names = list(configs)
-    assert 6 <= len(names) <= 8
-    tiny = params["headline"]["tiny"]
     for previous, name in itertools.pairwise(names):
-        changed = top_level_changes(configs[previous], configs[name])
-        if name == tiny:
-            assert "layers" in changed and len(changed) <= 2, f"{name} changes {changed}"
-        else:
-            assert len(changed) == 1, f"{name} changes {changed} against {previous}: one idea per step"
+        assert len(entries[name]) == 1, f"{name} holds {sorted(entries[name])}: one idea per step"
+        assert top_level_changes(configs[previous], configs[name]) == list(entries[name])
 
 
-def ablation_and_main() -> tuple[dict, dict, dict]:
-    ablation = load_params(REPO / "ablation/params.yaml")
+def test_a_step_builds_on_the_step_before_when_the_params_say_so():
+    steps = {
+        "a": {"description": "first", "layers": ["conv 8"]},
+        "b": {"description": "second", "optimizer": {"weight_decay": 0.001}},
+        "c": {"epochs": 2},
+    }
+    recipe = {k: v for k, v in entry().items() if k not in ("description", "layers")}
+    chained = resolve({"recipe": recipe, "steps_build_on": "previous", "steps": steps})
+    assert chained["c"]["layers"] == ["conv 8"] and chained["c"]["optimizer"]["weight_decay"] == 0.001
+    assert "description" not in chained["c"]  # a description is a step's own: c must say why it exists
+    with pytest.raises(ParamsError, match=r"^steps\.c\.description: missing required key$"):
+        load_steps({"recipe": recipe, "steps_build_on": "previous", "steps": steps})
+    alone = resolve({"recipe": recipe, "steps": steps})
+    assert "layers" not in alone["c"] and alone["b"]["optimizer"] == {
+        **recipe["optimizer"],
+        "weight_decay": 0.001,
+    }
+    with pytest.raises(ParamsError, match=r"^steps_build_on: must be one of recipe, previous$"):
+        resolve({"recipe": recipe, "steps_build_on": "last", "steps": steps})
+
+
+def committed_ablation() -> tuple[dict, dict, dict[str, dict]]:
+    """The main progression's configs, and the ablation's arms and configs."""
     main = {name: config_of(step) for name, step in load_steps(load_params(REPO / "params.yaml")).items()}
-    arms = {name: config_of(step) for name, step in load_steps(ablation).items()}
-    return ablation, main, arms
+    with contextlib.chdir(REPO):
+        ablation = load_ablation(load_params(REPO / "ablation/params.yaml"))
+    configs = {name: config_of(parse_step(name, entry)) for name, entry in ablation.entries.items()}
+    return main, ablation, configs
 
 
 def test_the_ablation_baseline_is_the_final_step_on_8_seeds_or_more():
-    ablation, main, arms = ablation_and_main()
+    main, ablation, configs = committed_ablation()
     final = main[load_params(REPO / "params.yaml")["headline"]["final"]]
-    baseline = arms[ablation["baseline"]]
+    baseline = configs[ablation.baseline]
     assert {**baseline, "seeds": []} == {**final, "seeds": []}
     assert set(final["seeds"]) <= set(baseline["seeds"]) and len(baseline["seeds"]) >= 8
-    assert all(arm["seeds"] == baseline["seeds"] for arm in arms.values()), "every arm on the same seeds"
+    assert all(arm["seeds"] == baseline["seeds"] for arm in configs.values()), "every arm on the same seeds"
 
 
 def test_each_ablation_arm_takes_out_exactly_the_idea_its_step_adds():
-    ablation, main, arms = ablation_and_main()
-    baseline, names = arms[ablation["baseline"]], list(main)
-    for name, arm in ablation["arms"].items():
-        changed = top_level_changes(baseline, arms[name])
+    main, ablation, configs = committed_ablation()
+    baseline, names = configs[ablation.baseline], list(main)
+    for name, arm in ablation.arms.items():
+        changed = top_level_changes(baseline, configs[name])
         assert len(changed) == 1, f"arm {name} changes {changed}: one idea per arm"
-        if "step" in arm:
-            step = names.index(arm["step"])
-            adds = top_level_changes(main[names[step - 1]], main[names[step]])
-            assert adds == changed, f"arm {name} changes {changed}; its step {arm['step']} adds {adds}"
+        if arm.removes:
+            step = names.index(arm.step)
+            assert top_level_changes(main[names[step - 1]], main[names[step]]) == changed
             # taken out = as it was before the step added it
-            assert arms[name][changed[0]] == main[names[step - 1]][changed[0]]
-    steps = {arm["step"] for arm in ablation["arms"].values() if "step" in arm}
+            assert configs[name][changed[0]] == main[names[step - 1]][changed[0]]
     # every idea between the skeleton and the final step has its arm
     final = names.index(load_params(REPO / "params.yaml")["headline"]["final"])
-    assert steps == set(names[1 : final + 1])
+    assert {arm.step for arm in ablation.arms.values() if arm.removes} == set(names[1 : final + 1])
+
+
+def write_ablation(folder: Path, **arms: dict) -> dict:
+    """A progression of three steps (s3 after the final one) in `folder`/params.yaml, and
+    ablation params drawn from it with `arms` besides the baseline."""
+    recipe = {k: v for k, v in entry().items() if k not in ("description",)}
+    main = {
+        "recipe": recipe,
+        "steps_build_on": "previous",
+        "steps": {
+            "s1": {"description": "d"},
+            "s2": {"description": "d", "optimizer": {"weight_decay": 0.001}},
+            "s3": {"description": "d", "epochs": 2},
+        },
+        "headline": {"final": "s2", "tiny": "s3"},
+    }
+    (folder / "params.yaml").write_text(yaml.safe_dump(main))
+    return {"progression": str(folder / "params.yaml"), "seeds": [1, 2], "baseline": "full",
+            "steps": {"full": {}, **arms}}  # fmt: skip
+
+
+def test_an_arm_is_the_final_step_with_its_step_reverted_or_an_idea_added(tmp_path):
+    params = write_ablation(
+        tmp_path,
+        **{"no-decay": {"removes": "decay", "step": "s2"}, "drop": {"adds": "dropout", "dropout": 0.1}},
+    )
+    ablation = load_ablation(params)
+    full, no_decay, drop = (ablation.entries[name] for name in ("full", "no-decay", "drop"))
+    assert full["optimizer"]["weight_decay"] == 0.001 and full["seeds"] == [1, 2] and "s3" not in str(full)
+    assert no_decay == {**full, "optimizer": {**full["optimizer"], "weight_decay": 0.0}, "description": ANY}
+    assert drop == {**full, "dropout": 0.1, "description": "The final step with dropout (dropout: 0.1)."}
+    assert no_decay["description"] == "The final step without decay: s2's optimizer as in s1."
+    assert ablation.arms == {"no-decay": Arm("decay", True, "s2"), "drop": Arm("dropout", False, "")}
+
+
+@pytest.mark.parametrize(
+    ("arms", "error"),
+    [
+        ({"x": {"removes": "decay", "step": "s9"}}, "steps.x.step: 's9' is not a step of the progression after the first, up to s2 (s2)"),
+        ({"x": {"removes": "epochs", "step": "s3"}}, "steps.x.step: 's3' is not a step of the progression"),
+        ({"x": {"removes": "decay", "step": "s1"}}, "steps.x.step: 's1' is not a step of the progression"),
+        ({"x": {"removes": "decay", "step": "s2", "dropout": 0.1}}, "steps.x.dropout: an arm that removes sets no step key"),
+        ({"x": {"adds": "dropout"}}, "steps.x: adds 'dropout' but sets no step key"),
+        ({"x": {"adds": "dropout", "dropuot": 0.1}}, "steps.x.dropuot: unknown step key"),
+        ({"x": {"adds": "dropout", "step": "s2", "dropout": 0.1}}, "steps.x.step: names the step that adds a removed idea"),
+        ({"x": {}}, "steps.x: needs one of `removes` or `adds`"),
+        ({"full": {"adds": "dropout", "dropout": 0.1}}, "steps.full: the baseline is the final step as it is"),
+    ],
+)  # fmt: skip
+def test_an_arm_that_cannot_be_drawn_from_the_progression_is_named(tmp_path, arms, error):
+    with pytest.raises(ParamsError, match=f"^{re.escape(error)}"):
+        load_ablation(write_ablation(tmp_path, **arms))
+
+
+def test_an_ablation_whose_progression_is_missing_is_named(tmp_path):
+    params = {**write_ablation(tmp_path), "progression": str(tmp_path / "nope.yaml")}
+    with pytest.raises(
+        ParamsError, match=f"^progression: {re.escape(str(tmp_path))}/nope.yaml: no such params file$"
+    ):
+        load_ablation(params)

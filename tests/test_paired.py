@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mnist_budget.config.report_config import Arm
+from mnist_budget.config.ablation_config import Arm
 from mnist_budget.report.ablation import effects_table, final_accuracies, row_sentence
 from mnist_budget.report.paired import interval_text, paired_effect, verdict
 

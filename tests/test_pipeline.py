@@ -86,13 +86,14 @@ recipe:
   - 1
   - 2
   optimizer: {{name: adam, lr: 0.01}}  # Adam, as the seed write-ups
+# each step is the one before plus its entry
+steps_build_on: previous
 steps:
   tiny-a:
     description: A tiny net.
   tiny-b:
-    description: The same with SGD and rotation.
+    description: The same with SGD.
     optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
-    augment: {{rotate: 5}}
 headline:
   final: tiny-b
   tiny: tiny-a
@@ -108,31 +109,22 @@ public_results:
   accuracy: 0.5
 """
 
-# The ablation of the final step tiny-b: its recipe, over one seed more than the steps.
+# The ablation of the final step tiny-b, drawn from params.yaml, over one seed more than the
+# steps.
 ABLATION_PARAMS = """\
 target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
-recipe:
-  layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
-  epochs: 1
-  batch_size: 32
-  seeds: [1, 2, 3]
-  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
-  augment: {rotate: 5}
-steps:
-  full:
-    description: The final recipe.
-  no-rotation:
-    description: Without rotation.
-    augment: {rotate: 0}
-  with-dropout:
-    description: With dropout.
-    dropout: 0.1
+progression: params.yaml
 baseline: full
-arms:
-  no-rotation: {removes: rotation, step: tiny-b}
-  with-dropout: {adds: dropout}
+seeds:
+- 1
+- 2
+- 3
+steps:
+  full: {}
+  no-sgd: {removes: SGD, step: tiny-b}
+  with-dropout: {adds: dropout, dropout: 0.1}
 """
-ABLATION_ARMS = ("full", "no-rotation", "with-dropout")
+ABLATION_ARMS = ("full", "no-sgd", "with-dropout")
 
 
 SEARCH_PARAMS = """\
@@ -314,7 +306,7 @@ def test_the_ablation_rows_are_the_paired_differences_of_the_histories(project):
         for arm in ABLATION_ARMS
     }
     effects = pd.read_csv(root / "reports/ablation/effects.csv").set_index("arm")
-    assert list(effects.index) == ["no-rotation", "with-dropout"]
+    assert list(effects.index) == ["no-sgd", "with-dropout"]
     for arm, row in effects.iterrows():
         differences = final[arm] - final["full"]  # one epoch: the last row of each seed
         half = 4.302653 * differences.std(ddof=1) / 3**0.5  # t(0.975, 2 degrees of freedom)
@@ -323,7 +315,7 @@ def test_the_ablation_rows_are_the_paired_differences_of_the_histories(project):
         if half > 0:
             assert row["low"] == pytest.approx(differences.mean() - half, abs=1e-6)
             assert row["high"] == pytest.approx(differences.mean() + half, abs=1e-6)
-        removes = arm == "no-rotation"
+        removes = arm == "no-sgd"
         if row["low"] > 0 or row["high"] < 0:
             assert row["verdict"] == ("helps" if (row["high"] < 0) == removes else "hurts")
         else:
@@ -335,7 +327,7 @@ def test_the_ablation_rows_are_the_paired_differences_of_the_histories(project):
         if line.startswith("| ")
     ]
     assert cells[0][:3] == ["idea", "arm", "main step"]
-    assert cells[1][:3] == ["without rotation", "`no-rotation`", "`tiny-b`"]
+    assert cells[1][:3] == ["without SGD", "`no-sgd`", "`tiny-b`"]
     assert cells[2][:3] == ["with dropout", "`with-dropout`", "(none)"]
     assert "![Effect of each idea" in report and (root / "reports/ablation/figures/effects.png").is_file()
 
@@ -344,8 +336,8 @@ def test_the_report_quotes_the_ablation_where_its_step_adds_the_idea(project):
     root = project[0]
     report = (root / "reports/report.md").read_text()
     tiny_b = report.split("### `tiny-b`")[1].split("\n#")[0]
-    assert "Ablation: Removing rotation from the final recipe changes final-epoch test accuracy by " in tiny_b
-    assert "3 paired seeds; arm `no-rotation`" in tiny_b
+    assert "Ablation: Removing SGD from the final recipe changes final-epoch test accuracy by " in tiny_b
+    assert "3 paired seeds; arm `no-sgd`" in tiny_b
     assert "Ablation" not in report.split("### `tiny-a`")[1].split("\n#")[0]
     assert "another recipe" not in report  # the ablation's baseline is tiny-b's recipe
     assert "No arm measures" not in report  # and an arm takes out what tiny-b adds

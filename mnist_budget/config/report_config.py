@@ -1,15 +1,14 @@
 """The params sections the reports read besides the steps: `headline`, `public_results` and
-`without` (the main report), `baseline` and `arms` (the ablation's), checked by `resolve`
+`without` (the main report), checked by `resolve`
 before any training, so a stale or mistyped name stops the pipeline there, not after the
 models are trained."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from mnist_budget.config.layer_spec import parse_layer
-from mnist_budget.config.params import REQUIRED, Key, check_value, read_section, require
+from mnist_budget.config.params import REQUIRED, Key, read_section, require
 from mnist_budget.config.step_config import load_target
 
 HEADLINE_KEYS = {
@@ -60,53 +59,9 @@ def load_without(params: dict[str, Any]) -> dict[str, list[str]]:
     return section
 
 
-ARM_KEYS = {
-    "removes": Key(str, "", "the idea the arm takes out of the baseline"),
-    "adds": Key(str, "", "the idea the arm puts in, one that no step of the progression adds"),
-    "step": Key(str, "", "the main pipeline's step that adds the removed idea: its Analysis quotes the arm"),
-}
-
-
-@dataclass(frozen=True)
-class Arm:
-    """What one ablation arm measures against the baseline."""
-
-    idea: str
-    removes: bool  # the arm takes the idea out; else it puts it in
-    step: str  # the main step that adds it, or ""
-
-
-def load_arms(params: dict[str, Any]) -> tuple[str, dict[str, Arm]] | None:
-    """The ablation's `baseline` step and its `arms`: one entry for every other step
-    (None when the params have neither section)."""
-    if "baseline" not in params and "arms" not in params:
-        return None
-    steps = params.get("steps") or {}
-    baseline = check_value(params.get("baseline"), str, "baseline")
-    require(baseline in steps, "baseline", f"{baseline!r} is not a step in `steps` ({', '.join(steps)})")
-    entries = params.get("arms")
-    require(
-        isinstance(entries, dict), "arms", f"expected a mapping of step -> what it measures, got {entries!r}"
-    )
-    arms = {}
-    for name, entry in entries.items():
-        where = f"arms.{name}"
-        require(
-            name in steps and name != baseline, where, f"is not a step in `steps` other than {baseline!r}"
-        )
-        arm = read_section(entry, ARM_KEYS, where)
-        require(bool(arm["removes"]) != bool(arm["adds"]), where, "needs one of `removes` or `adds`")
-        require(not (arm["adds"] and arm["step"]), f"{where}.step", "names the step that adds a removed idea")
-        arms[name] = Arm(arm["removes"] or arm["adds"], bool(arm["removes"]), arm["step"])
-    missing = [name for name in steps if name != baseline and name not in arms]
-    require(not missing, f"arms.{missing[0]}" if missing else "arms", "missing: say what this step measures")
-    return baseline, arms
-
-
 def check_report_params(params: dict[str, Any]) -> None:
     """Every section a report stage reads besides the steps, as it will read them."""
     load_target(params)
     load_headline(params)
     load_public_results(params)
     load_without(params)
-    load_arms(params)

@@ -1,7 +1,8 @@
 """params.yaml -> resolved, validated, typed step configs.
 
-A step is the `recipe` section with the step's own entry deep-merged on top (`resolve`, the
-one place that merges): a mapping merges key by key, except a named mapping (`optimizer`,
+A step is its own entry deep-merged over the `recipe`, or over the step before it when the
+params say `steps_build_on: previous` (a progression: `resolve`, the one place that
+merges): a mapping merges key by key, except a named mapping (`optimizer`,
 `schedule`) whose `name` changes, which starts over; anything else replaces. The `resolve`
 stage validates every step at once and writes each resolved config to a file that the
 step's train stage depends on, so a typo stops before any training and editing one step
@@ -249,19 +250,33 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# How a step's entry reads (`steps_build_on`): `previous`, the step before it plus this
+# entry (the first step: the recipe plus its entry), so that each entry holds its one idea
+# and a change to a step carries into the steps after it, as in a progression; `recipe`,
+# the recipe plus this entry, each step on its own (candidates, reference systems).
+BUILD_ON = ("recipe", "previous")
+
+
 def resolve(params: dict[str, Any], section: str = "steps") -> dict[str, dict[str, Any]]:
-    """Each step of `section` as it trains: the recipe with the step's changes on top, in
-    params order (the order of the progression)."""
+    """Each step of `section` as it trains: its entry merged over the recipe or over the
+    step before it (`steps_build_on`), in params order (the order of the progression)."""
     # required (it may be {}): every stage that resolves steps declares it to DVC
     recipe = params.get("recipe")
     require(
         isinstance(recipe, dict), "recipe", f"expected a mapping (every step starts from it), got {recipe!r}"
     )
+    build_on = params.get("steps_build_on", "recipe")
+    require_choice(build_on, BUILD_ON, "steps_build_on")
     steps = params.get(section)
     require(isinstance(steps, dict) and bool(steps), section, "needs at least one step")
+    resolved, below = {}, recipe
     for name, entry in steps.items():
         require(isinstance(entry, dict), f"{section}.{name}", f"expected a mapping, got {entry!r}")
-    return {name: merged(recipe, entry) for name, entry in steps.items()}
+        resolved[name] = merged(below, entry)
+        if build_on == "previous":
+            # its description is the step's own, never the next one's
+            below = {key: value for key, value in resolved[name].items() if key != "description"}
+    return resolved
 
 
 def load_steps(params: dict[str, Any], section: str = "steps") -> dict[str, StepConfig]:

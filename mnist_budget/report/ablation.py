@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from mnist_budget.base.layout import Layout
-from mnist_budget.config.report_config import Arm
+from mnist_budget.config.ablation_config import Arm
 from mnist_budget.report.paired import CONFIDENCE, interval, paired_effect, verdict
 
 ABLATION = Layout.of("ablation")

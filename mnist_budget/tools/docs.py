@@ -20,10 +20,10 @@ import yaml
 
 from mnist_budget.base.atomic_files import read_json, write_text
 from mnist_budget.base.layout import Layout
+from mnist_budget.config.ablation_config import ARM_KEYS
 from mnist_budget.config.layer_spec import HOLDS_LAYERS, LAYER_KINDS
 from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES
 from mnist_budget.config.params import REQUIRED, Key, load_params
-from mnist_budget.config.report_config import ARM_KEYS
 from mnist_budget.config.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS, load_target
 from mnist_budget.report.ablation import (
     EFFECTS,

@@ -19,7 +19,7 @@ import argparse
 import ast
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,13 @@ class ReportStage:
 
 @dataclass(frozen=True)
 class SubPipeline:
-    """What a sub-pipeline adds to the root's stages: its report stage, if any, and
-    whether it keeps models (without, `train` writes histories alone and nothing evaluates)."""
+    """What a sub-pipeline adds to the root's stages: its report stage, if any, whether it
+    keeps models (without, `train` writes histories alone and nothing evaluates), and the
+    sections of another params file that its resolve and report stages read too."""
 
     report: ReportStage | None = None
     keeps_models: bool = True
+    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 SUB_PIPELINES: dict[str, SubPipeline] = {
@@ -67,16 +69,18 @@ SUB_PIPELINES: dict[str, SubPipeline] = {
     # one candidate per experiment, ranked by `python -m mnist_budget.tools.search`: no report stage
     "search": SubPipeline(),
     # the main report quotes the ablation, so the ablation is upstream of it: it keeps its
-    # results in git (histories, no model) and a fresh clone's `dvc repro` skips it
+    # results in git (histories, no model) and a fresh clone's `dvc repro` skips it; its
+    # arms are drawn from the main progression (`progression: params.yaml`)
     "ablation": SubPipeline(
         ReportStage(
             "report",
             "stages.ablation",
             (),
-            ("steps", "baseline", "arms"),
+            ("progression", "seeds", "baseline", "steps"),
             ("report.md", "effects.csv", "figures"),
         ),
         keeps_models=False,
+        reads={"params.yaml": ("recipe", "steps_build_on", "steps", "headline")},
     ),
 }
 
@@ -242,6 +246,9 @@ def sub_pipeline(name: str) -> str:
         resolve_params = stages["resolve"]["params"][0]
         checked = resolve_params[str(layout.params)]
         resolve_params[str(layout.params)] = checked + [s for s in report.sections if s not in checked]
+    for stage in ("resolve", report.name if report else None):
+        if stage:
+            stages[stage]["params"] += [{path: list(sections)} for path, sections in pipeline.reads.items()]
     written = (
         f"{layout.models}/ and {layout.reports}/"
         if pipeline.keeps_models

@@ -1,0 +1,129 @@
+"""The ablation's arms, derived from the progression: no recipe is copied by hand.
+
+ablation/params.yaml names its `baseline` arm (the main pipeline's final step, `headline.final`
+of params.yaml) and one entry per arm under `steps` (DVC runs one train stage per entry). An
+arm `removes` the idea that one `step` of the progression adds: the final step with that
+step's own entry set back to the step before it. Or it `adds` an idea that no step takes,
+with the step keys that put it in. Every arm trains the ablation's `seeds`, the same for all,
+so that each seed gives one paired difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnist_budget.config.params import Key, check_value, load_params, read_section, require
+from mnist_budget.config.report_config import load_headline
+from mnist_budget.config.step_config import NOT_TRAINED, STEP_KEYS, config_of, merged, parse_step, resolve
+
+ARM_KEYS = {
+    "removes": Key(str, "", "the idea the arm takes out of the baseline"),
+    "step": Key(str, "", "with `removes`: the main pipeline's step that adds the idea (its Analysis quotes the arm)"),
+    "adds": Key(str, "", "the idea the arm puts in, one that no step of the progression adds, with the step keys that do"),
+    "description": Key(str, "", "what the arm trains, for its report (default: said from the above)"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Arm:
+    """What one ablation arm measures against the baseline."""
+
+    idea: str
+    removes: bool  # the arm takes the idea out; else it puts it in
+    step: str  # the main step that adds it, or ""
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """The baseline arm's name, what each other arm measures, and every arm's entry as a
+    step's, description included (what `resolve` validates and writes)."""
+
+    baseline: str
+    arms: dict[str, Arm]
+    entries: dict[str, dict[str, Any]]
+
+
+def _reverted(own: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """A step's own entry with each value set back to `before`'s (the step before it, every
+    default filled in): a named mapping whose name stays keeps its other keys."""
+    out = {}
+    for key, value in own.items():
+        prior = before[key]
+        keeps_name = (
+            isinstance(value, dict)
+            and isinstance(prior, dict)
+            and value.get("name", prior.get("name")) == prior.get("name")
+        )
+        out[key] = _reverted(value, prior) if keeps_name else prior
+    return out
+
+
+def _trained_keys(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if key not in NOT_TRAINED}
+
+
+def load_ablation(params: dict[str, Any]) -> Ablation:
+    """The ablation's params read against those of its `progression` (a params file): raises
+    ParamsError naming the key for an arm that names no step of the progression, or a step
+    after the final one."""
+    source = check_value(params.get("progression"), str, "progression")
+    require(Path(source).is_file(), "progression", f"{source}: no such params file")
+    main = load_params(Path(source))
+    headline = load_headline(main)
+    require(headline is not None, "headline", "the main params name no final step to ablate")
+    final = headline["final"]
+    progression = resolve(main)
+    names = list(progression)
+    seeds = check_value(params.get("seeds"), list, "seeds")
+    entries = params.get("steps")
+    require(
+        isinstance(entries, dict) and bool(entries), "steps", "expected a mapping of arm -> what it measures"
+    )
+    baseline = check_value(params.get("baseline"), str, "baseline")
+    require(baseline in entries, "baseline", f"{baseline!r} is not an arm in `steps` ({', '.join(entries)})")
+    base = {**_trained_keys(progression[final]), "seeds": seeds}
+    arms: dict[str, Arm] = {}
+    out = {}
+    for name, entry in entries.items():
+        where = f"steps.{name}"
+        require(isinstance(entry, dict), where, f"expected a mapping, got {entry!r}")
+        spec = read_section({k: v for k, v in entry.items() if k in ARM_KEYS}, ARM_KEYS, where)
+        changes = {k: v for k, v in entry.items() if k not in ARM_KEYS}
+        if name == baseline:
+            require(
+                not (spec["removes"] or spec["adds"] or changes),
+                where,
+                "the baseline is the final step as it is",
+            )
+            description = spec["description"] or f"The main pipeline's final step, {final}: every idea in."
+            out[name] = {**base, "description": description}
+            continue
+        require(bool(spec["removes"]) != bool(spec["adds"]), where, "needs one of `removes` or `adds`")
+        if spec["removes"]:
+            step = spec["step"]
+            require(
+                step in names[1 : names.index(final) + 1],
+                f"{where}.step",
+                f"{step!r} is not a step of the progression after the first, up to {final} "
+                f"({', '.join(names[1 : names.index(final) + 1])})",
+            )
+            require(not changes, f"{where}.{next(iter(changes), '')}", "an arm that removes sets no step key")
+            previous = names[names.index(step) - 1]
+            own = _trained_keys(main["steps"][step])
+            before = config_of(parse_step(previous, progression[previous]))
+            changes = _reverted(own, before)
+            description = (
+                f"The final step without {spec['removes']}: {step}'s {', '.join(own)} as in {previous}."
+            )
+        else:
+            require(not spec["step"], f"{where}.step", "names the step that adds a removed idea")
+            require(bool(changes), where, f"adds {spec['adds']!r} but sets no step key")
+            for key in changes:
+                require(key in STEP_KEYS and key not in NOT_TRAINED, f"{where}.{key}", "unknown step key")
+            shown = ", ".join(f"{key}: {value}" for key, value in changes.items())
+            description = f"The final step with {spec['adds']} ({shown})."
+        arms[name] = Arm(spec["removes"] or spec["adds"], bool(spec["removes"]), spec["step"])
+        out[name] = {**merged(base, changes), "description": spec["description"] or description}
+    return Ablation(baseline, arms, out)
