@@ -32,25 +32,25 @@ class SearchRecord:
     table: Path
 
 
-def read_runs() -> pd.DataFrame:
-    return pd.read_csv(RUNS) if RUNS.is_file() else pd.DataFrame(columns=RUN_COLUMNS)
+def read_runs(path: Path = RUNS) -> pd.DataFrame:
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=RUN_COLUMNS)
 
 
 def read_rung1_tests() -> pd.DataFrame:
     return pd.read_csv(RUNG1_TESTS) if RUNG1_TESTS.is_file() else pd.DataFrame(columns=SEALED_COLUMNS)
 
 
-def deciding_search() -> SearchRecord:
-    """The search the main recipes come from: the current one once every finalist (a
-    candidate whose test accuracy was read) has trained on the finalists' seeds, else the
-    first (while the second is under way)."""
-    runs = read_runs()
+def deciding_search(reports: Path = SEARCH.reports) -> SearchRecord:
+    """The search the main recipes come from, its record in `reports`: the current one once
+    every finalist (a candidate whose test accuracy was read) has trained on the finalists'
+    seeds, else the first (`first/`, while the second is under way)."""
+    runs = read_runs(reports / RUNS.name)
+    first = reports / FIRST_SEARCH.name
     scored = set(runs.loc[runs["test_accuracy"].notna(), "candidate"])
     decided = bool(scored) and scored == set(runs.loc[runs["rung"] == 2, "candidate"])
-    if decided or not (FIRST_SEARCH / RUNS.name).is_file():
-        return SearchRecord(runs, SEARCH.params.parent, TABLE)
-    first = FIRST_SEARCH / RUNS.name
-    return SearchRecord(pd.read_csv(first), FIRST_SEARCH, FIRST_SEARCH / TABLE.name)
+    if decided or not (first / RUNS.name).is_file():
+        return SearchRecord(runs, SEARCH.params.parent, reports / TABLE.name)
+    return SearchRecord(pd.read_csv(first / RUNS.name), first, first / TABLE.name)
 
 
 def ranked(runs: pd.DataFrame) -> pd.DataFrame:

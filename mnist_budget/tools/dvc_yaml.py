@@ -176,9 +176,9 @@ def shared_stage(stage: dict[str, Any], layout: Layout, sections: set[str]) -> d
     (`sections`: a pipeline without a headline has no `headline` to check)."""
     body = stage.get("do", stage)
     moved: dict[str, Any] = {"wdir": "..", "cmd": f"{body['cmd']} --pipeline {layout.name}"}
-    for field in ("deps", "outs", "metrics"):
-        if field in body:
-            moved[field] = _moved_list(body[field], layout)
+    for part in ("deps", "outs", "metrics"):
+        if part in body:
+            moved[part] = _moved_list(body[part], layout)
     if "params" in body:
         moved["params"] = [{str(layout.params): [s for s in body["params"] if s in sections]}]
     return {"foreach": stage["foreach"], "do": moved} if "do" in stage else moved
