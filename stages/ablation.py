@@ -2,7 +2,7 @@
 
     python -m stages.ablation [--pipeline ablation]
 
-Reads the arms (`ablation_config`: drawn from the progression) and each arm's history; writes
+Reads the arms as `resolve` drew them from the progression (reports/ablation/resolved.json) and each arm's history; writes
 reports/ablation/effects.csv (one row per idea: the mean paired difference of final-epoch
 test accuracy, its 95% interval, n and a verdict), which the main report quotes, with
 report.md and figures/effects.png, all at once.
@@ -14,8 +14,7 @@ import sys
 
 from mnist_budget.base.atomic_files import read_json, write_all
 from mnist_budget.base.layout import Layout
-from mnist_budget.config.ablation_config import load_ablation
-from mnist_budget.config.params import load_params
+from mnist_budget.config.ablation_config import Arm
 from mnist_budget.report import figures
 from mnist_budget.report.ablation import ABLATION, effects_table, final_accuracies, write_report
 from mnist_budget.report.history import load_history
@@ -24,9 +23,9 @@ from stages.cli import pipeline_parser, stage_main
 
 @stage_main
 def main(layout: Layout = ABLATION) -> None:
-    ablation = load_ablation(load_params(layout.params))
-    baseline, arms = ablation.baseline, ablation.arms
-    descriptions = {name: entry["description"] for name, entry in ablation.entries.items()}
+    resolved = read_json(layout.resolved)  # the arms as `resolve` drew them from the progression
+    baseline, descriptions = resolved["baseline"], resolved["steps"]
+    arms = {name: Arm(**arm) for name, arm in resolved["arms"].items()}
     accuracies = {}
     for name in descriptions:
         seeds = tuple(read_json(layout.config(name))["seeds"])

@@ -18,7 +18,7 @@ from pathlib import Path
 from mnist_budget.base.atomic_files import read_json
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
 from mnist_budget.config.params import load_params
-from mnist_budget.config.report_config import load_public_results, load_without
+from mnist_budget.config.report_config import load_public_results
 from mnist_budget.config.step_config import load_steps
 from mnist_budget.report import progression_report
 from mnist_budget.report.ablation import EFFECTS, load_effects
@@ -46,7 +46,8 @@ def main(
         baseline = effects["baseline"].iloc[0] if len(effects) else ""
         config = ablation_reports / "configs" / f"{baseline}.json"
         ablation = progression_report.Ablation(effects, read_json(config) if baseline else {})
-    report = progression_report.write_report(results, headline, search, ablation, load_without(params))
+    without = read_json(layout.resolved)["without"]
+    report = progression_report.write_report(results, headline, search, ablation, without)
     replace_report(results, final, report, figures)
     print(f"report: {len(results.entries)} steps -> {layout.reports / 'report.md'}", file=sys.stderr)
 

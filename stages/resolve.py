@@ -5,7 +5,10 @@
 Deep-merges each step of params.yaml over the `recipe` or the step before it (or draws the
 ablation's arms from the progression they ablate: `ablation_config`), validates it (keys, types, ranges,
 and that its layers fit their inputs) and writes reports/configs/<step>.json: what the step
-trains with, every default filled in, no prose (see `step_config.config_of`). A step's
+trains with, every default filled in, no prose (see `step_config.config_of`), and
+reports/resolved.json, what the reports read of the params: the steps in order with their
+descriptions, the final net's parameter count without each `without` part, an ablation's
+baseline and arms. A step's
 train stage depends on its file alone: editing one step retrains that step, editing the
 recipe retrains every step that does not override what changed, rewording a description
 retrains nothing. The sections the reports read (`target`, `headline`, `public_results`,
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import asdict
+from typing import Any
 
 from mnist_budget.base.atomic_files import json_bytes, write_all
 from mnist_budget.base.dvc_lock import forget_stages, lock_stages
@@ -28,7 +33,8 @@ from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.report_config import check_report_params, load_headline, load_without
 from mnist_budget.config.step_config import config_of, load_steps, parse_step, read_config
 from mnist_budget.report.seed_systems import load_systems
-from mnist_budget.train.nets import build_layers
+from mnist_budget.train.model_stats import count_params
+from mnist_budget.train.nets import build_layers, build_net
 from stages.cli import pipeline_parser, stage_main
 
 
@@ -50,9 +56,12 @@ def remove_old_steps(layout: Layout, steps: dict) -> list[str]:
 @stage_main
 def main(layout: Layout = MAIN_LAYOUT) -> None:
     params = load_params(layout.params)
+    resolved: dict[str, Any] = {}
     if "progression" in params:  # the ablation's arms, drawn from a progression's params
-        entries = load_ablation(params).entries
-        steps = {name: parse_step(name, entry) for name, entry in entries.items()}
+        ablation = load_ablation(params)
+        steps = {name: parse_step(name, entry) for name, entry in ablation.entries.items()}
+        resolved["baseline"] = ablation.baseline
+        resolved["arms"] = {name: asdict(arm) for name, arm in ablation.arms.items()}
     else:
         steps = load_steps(params)
     for step in steps.values():
@@ -60,16 +69,26 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     check_report_params(params)
     headline = load_headline(params)
     final = steps[headline["final"]] if headline else list(steps.values())[-1]
+    without = {}
     for part, layers in load_without(params).items():  # the final net without a part must build
         try:
-            build_layers(read_config(final.name, {**config_of(final), "layers": layers}))
+            net = build_net(read_config(final.name, {**config_of(final), "layers": layers}))
         except ParamsError as error:
             raise ParamsError(f"without.{part} (the layers of {final.name} without it): {error}") from None
+        without[part] = count_params(net)["params_total"]
+    resolved = {
+        "steps": {name: step.description for name, step in steps.items()},
+        "without": without,
+        **resolved,
+    }
     if "systems" in params:
         load_systems(params)  # the claims `compare` reads, against every step
     before = {path.name for path in layout.configs.glob("*.json")}
     write_all(
-        {layout.config(name): json_bytes(config_of(step)) for name, step in steps.items()},
+        {
+            **{layout.config(name): json_bytes(config_of(step)) for name, step in steps.items()},
+            layout.resolved: json_bytes(resolved),
+        },
         folders=(layout.configs,),
     )
     stale = sorted(before - {layout.config(name).name for name in steps})

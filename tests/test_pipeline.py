@@ -236,6 +236,7 @@ def test_every_output_exists(project):
         "reports/report.md",
         "reports/configs/tiny-a.json",
         "reports/configs/tiny-b.json",
+        "reports/resolved.json",
         "reports/summary.csv",
         "reports/figures/accuracy.png",
         "reports/figures/loss.png",
@@ -252,6 +253,7 @@ def test_every_output_exists(project):
         "reports/ablation/report.md",
         "reports/ablation/figures/effects.png",
         *(f"reports/ablation/configs/{arm}.json" for arm in ABLATION_ARMS),
+        "reports/ablation/resolved.json",
     ]
     for step in STEPS:
         expected += [f"models/{step}/seed{seed}.pt2" for seed in SEEDS]

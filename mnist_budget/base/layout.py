@@ -48,6 +48,12 @@ class Layout:
     def configs(self) -> Path:
         return self.reports / "configs"  # each step as it trains: written by `resolve`
 
+    @property
+    def resolved(self) -> Path:
+        # what the reports read of the params, derived once by `resolve`: the steps in order
+        # with their descriptions, the `without` counts, an ablation's arms
+        return self.reports / "resolved.json"
+
     def config(self, step: str) -> Path:
         return self.configs / f"{step}.json"
 

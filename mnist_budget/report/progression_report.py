@@ -12,7 +12,6 @@ import torch
 
 from mnist_budget.base.errors import StageError
 from mnist_budget.base.layout import MAIN, PREPARED_TENSORS
-from mnist_budget.config.step_config import read_config
 from mnist_budget.report import figures
 from mnist_budget.report.ablation import row_interval, row_sentence, unmeasured_steps, unmeasured_text
 from mnist_budget.report.history import per_seed
@@ -29,8 +28,6 @@ from mnist_budget.report.writeup import (
     step_section,
     verdict_columns,
 )
-from mnist_budget.train.model_stats import count_params
-from mnist_budget.train.nets import build_net
 
 MISCLASSIFIED_SHOWN = 24
 
@@ -206,18 +203,15 @@ def evidence_section(results: Results, ablation: Ablation, caveat: str) -> list[
     ]
 
 
-def not_taken_section(
-    results: Results, final: str, ablation: Ablation, without: dict[str, list[str]]
-) -> list[str]:
+def not_taken_section(results: Results, final: str, ablation: Ablation, without: dict[str, int]) -> list[str]:
     """Classic ideas that are not a step: the ablation's `adds` rows, and the parts the
-    skeleton already has, with the final net's parameter count without each."""
+    skeleton already has, with the final net's parameter count without each (`without`,
+    counted by `resolve`)."""
     budget = results.target.max_params
     lines = [
         f"- {row_sentence(row)}" for row in ablation.effects.to_dict("records") if row["change"] == "adds"
     ]
-    for part, layers in without.items():
-        counts = count_params(build_net(read_config(final, {**results.entries[final], "layers": layers})))
-        total = counts["params_total"]
+    for part, total in without.items():
         fits = "within" if total <= budget else f"{total - budget:,} over"
         lines.append(
             f"- Without {part}, `{final}` would have {total:,} parameters against its "
@@ -252,12 +246,12 @@ def write_report(
     headline: dict[str, Any] | None,
     search: tuple[pd.DataFrame, int, str] | None = None,
     ablation: Ablation | None = None,
-    without: dict[str, list[str]] | None = None,
+    without: dict[str, int] | None = None,
 ) -> str:
     """The report; `search`: the runs of the search that chose the recipes, its held-out
     image count and its table (relative to reports/), if it ran;
-    `ablation`: what it measured, quoted in each step's Analysis; `without`: parts of the
-    net counted without (params' `without`)."""
+    `ablation`: what it measured, quoted in each step's Analysis; `without`: the final net's
+    parameter count without each part (params' `without`, counted by `resolve`)."""
     layout, names = results.layout, list(results.entries)
     final = final_step(results, headline)
     caveat = ablation_caveat(results, final, ablation) if ablation is not None else ""

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mnist_budget.base.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.base.layout import MAIN, Layout
-from mnist_budget.config.step_config import Target, load_target, resolve
+from mnist_budget.config.step_config import Target, load_target
 from mnist_budget.report.history import LAST_EPOCHS, load_history, mean_curve, per_seed
 from mnist_budget.report.paired import CONFIDENCE, Effect, paired_effect, points
 from mnist_budget.report.plot_templates import accuracy_template, loss_template, lr_template
@@ -35,7 +35,7 @@ class Results:
 
     @classmethod
     def load(cls, layout: Layout, params: dict[str, Any]) -> Results:
-        descriptions = {name: entry["description"] for name, entry in resolve(params).items()}
+        descriptions = read_json(layout.resolved)["steps"]  # in progression order
         entries = {name: read_json(layout.config(name)) for name in descriptions}
         return cls(
             layout,

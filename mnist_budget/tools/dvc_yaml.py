@@ -37,7 +37,8 @@ SHARED_STAGES = ("resolve", "train", "evaluate")  # the root's stages every sub-
 @dataclass(frozen=True)
 class ReportStage:
     """A sub-pipeline's last stage: its name, entry point, data it reads besides the
-    steps' reports, the params sections it reads and its outputs under the reports folder."""
+    steps' reports and what `resolve` wrote, the params sections it reads (none: it reads
+    no params file) and its outputs under the reports folder."""
 
     name: str
     module: str
@@ -50,7 +51,7 @@ class ReportStage:
 class SubPipeline:
     """What a sub-pipeline adds to the root's stages: its report stage, if any, whether it
     keeps models (without, `train` writes histories alone and nothing evaluates), and the
-    sections of another params file that its resolve and report stages read too."""
+    sections of another params file that its resolve stage reads too."""
 
     report: ReportStage | None = None
     keeps_models: bool = True
@@ -59,9 +60,7 @@ class SubPipeline:
 
 SUB_PIPELINES: dict[str, SubPipeline] = {
     # the progression report draws the final step's misclassified digits from data/prepared
-    "references": SubPipeline(
-        ReportStage("report", "stages.report", ("data/prepared",), ("steps", "target"))
-    ),
+    "references": SubPipeline(ReportStage("report", "stages.report", ("data/prepared",), ("target",))),
     # compare validates the claims against every step and gpu step, as resolved over the recipe
     "seed-systems": SubPipeline(
         ReportStage("compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems"))
@@ -70,13 +69,14 @@ SUB_PIPELINES: dict[str, SubPipeline] = {
     "search": SubPipeline(),
     # the main report quotes the ablation, so the ablation is upstream of it: it keeps its
     # results in git (histories, no model) and a fresh clone's `dvc repro` skips it; its
-    # arms are drawn from the main progression (`progression: params.yaml`)
+    # arms are drawn from the main progression (`progression: params.yaml`) by `resolve`,
+    # which writes what the report reads
     "ablation": SubPipeline(
         ReportStage(
             "report",
             "stages.ablation",
             (),
-            ("progression", "seeds", "baseline", "steps"),
+            (),
             ("report.md", "effects.csv", "figures"),
         ),
         keeps_models=False,
@@ -191,11 +191,12 @@ def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
         "cmd": f"exec python -m {report.module} --pipeline {layout.name}",
         "deps": [
             f"{reports}/configs",
+            f"{reports}/resolved.json",
             f"{reports}/steps",
             *report.data,
-            *code_deps(report.module, reads_params=True),
+            *code_deps(report.module, reads_params=bool(report.sections)),
         ],
-        "params": [{str(layout.params): list(report.sections)}],
+        **({"params": [{str(layout.params): list(report.sections)}]} if report.sections else {}),
         "outs": [{f"{reports}/{name}": {"cache": False, "persist": True}} for name in report.outs],
     }
 
@@ -229,9 +230,12 @@ def sub_pipeline(name: str) -> str:
     with open(ROOT / ROOT_DVC_YAML) as f:
         root = yaml.safe_load(f)["stages"]
     with open(ROOT / layout.params) as f:
-        sections = set(yaml.safe_load(f))
+        sections = list(yaml.safe_load(f))
     pipeline = SUB_PIPELINES[name]
-    stages = {key: shared_stage(root[key], layout, sections) for key in SHARED_STAGES}
+    stages = {key: shared_stage(root[key], layout, set(sections)) for key in SHARED_STAGES}
+    # resolve validates the whole file, and what another params file adds (`reads`)
+    stages["resolve"]["params"] = [{str(layout.params): sections}]
+    stages["resolve"]["params"] += [{path: list(keys)} for path, keys in pipeline.reads.items()]
     if not pipeline.keeps_models:
         del stages["evaluate"]  # it scores model files
         train = stages["train"]["do"]
@@ -242,13 +246,6 @@ def sub_pipeline(name: str) -> str:
     report = pipeline.report
     if report is not None:
         stages[report.name] = report_stage(layout, report)
-        # resolve checks before any training what the report stage will read
-        resolve_params = stages["resolve"]["params"][0]
-        checked = resolve_params[str(layout.params)]
-        resolve_params[str(layout.params)] = checked + [s for s in report.sections if s not in checked]
-    for stage in ("resolve", report.name if report else None):
-        if stage:
-            stages[stage]["params"] += [{path: list(sections)} for path, sections in pipeline.reads.items()]
     written = (
         f"{layout.models}/ and {layout.reports}/"
         if pipeline.keeps_models
