@@ -11,9 +11,9 @@ import sys
 import torch
 
 from mnist_budget.base.atomic_files import json_bytes, write_all
+from mnist_budget.base.idx import IdxError, read_idx
 from mnist_budget.base.layout import PREPARED_DIR, PREPARED_STATS, PREPARED_TENSORS, RAW_DIR
 from mnist_budget.base.mnist import IMAGE_SHAPE, MNIST_FILES, NUM_CLASSES
-from mnist_budget.train.idx import IdxError, read_idx
 from stages.cli import stage_main
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from mnist_budget.base.idx import encode_idx
 from mnist_budget.base.kernels import pin
 from mnist_budget.base.mnist import MNIST_FILES
-from mnist_budget.train.idx import encode_idx
 
 # The stages' default kernels, for the stages' `main()`s that tests call in this process:
 # set before any tensor is made (ATen and oneDNN read them once).

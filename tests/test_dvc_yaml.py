@@ -75,7 +75,7 @@ def test_closure_follows_imports_and_nothing_else():
         "mnist_budget/base/atomic_files.py",
         "stages/cli.py",
         "mnist_budget/base/errors.py",
-        "mnist_budget/train/idx.py",
+        "mnist_budget/base/idx.py",
         "mnist_budget/base/layout.py",
         "mnist_budget/base/mnist.py",
         "mnist_budget/config/params.py",

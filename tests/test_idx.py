@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from mnist_budget.train.idx import IdxError, encode_idx, parse_idx, read_idx
+from mnist_budget.base.idx import IdxError, encode_idx, parse_idx, read_idx
 
 
 def test_round_trip_images_and_labels(tmp_path):

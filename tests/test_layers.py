@@ -69,9 +69,20 @@ def test_the_check_sees_an_import_that_points_up(tmp_path):
 @pytest.mark.parametrize("layer", TORCH_FREE)
 def test_the_lower_layers_import_no_torch(layer):
     """params, configs and files are plain data: validated from the vocabularies, not the nets."""
-    modules = [f"mnist_budget.{layer}.{path.stem}" for path in layer_modules(layer)]
+    assert torch_modules([f"mnist_budget.{layer}.{path.stem}" for path in layer_modules(layer)]) == []
+
+
+def test_the_reports_import_no_torch():
+    """What the report stages read, `resolve` and `evaluate` wrote: they draw and write, and
+    start without torch's seconds of import. (The seed systems' comparison counts the
+    parameters of steps trained elsewhere, on a GPU: it builds their nets.)"""
+    assert torch_modules(["stages.report", "stages.ablation"]) == []
+
+
+def torch_modules(modules: list[str]) -> list[str]:
+    """The torch modules that importing `modules` (in a fresh interpreter) loads."""
     code = f"import sys, {', '.join(modules)}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "[]"
+    return ast.literal_eval(result.stdout)

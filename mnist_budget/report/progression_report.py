@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from mnist_budget.base.errors import StageError
-from mnist_budget.base.layout import MAIN, PREPARED_TENSORS
+from mnist_budget.base.idx import read_idx
+from mnist_budget.base.layout import MAIN, RAW_DIR
+from mnist_budget.base.mnist import MNIST_FILES
 from mnist_budget.report import figures
 from mnist_budget.report.ablation import row_interval, row_sentence, unmeasured_steps, unmeasured_text
 from mnist_budget.report.history import per_seed
@@ -297,7 +298,8 @@ def figure_files(results: Results, final: str, public_results: list[dict[str, An
     points = {name: (m["params_total"], m["test_accuracy"]) for name, m in metrics.items()}  # over seeds
     confusion = pd.read_csv(layout.confusion(final))
     wrong = confusion.index[confusion["actual"] != confusion["predicted"]][:MISCLASSIFIED_SHOWN]
-    images = torch.load(PREPARED_TENSORS)["test_images"][list(wrong)]
+    # the verified IDX file prepare reads, as numpy: the report needs no torch
+    images = read_idx(RAW_DIR / MNIST_FILES["test_images"], ndim=3)[list(wrong)]
     return {
         layout.figures / "accuracy.png": figures.accuracy_curves(results.histories, target.test_accuracy),
         layout.figures / "loss.png": figures.loss_curves(

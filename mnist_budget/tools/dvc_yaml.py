@@ -59,8 +59,8 @@ class SubPipeline:
 
 
 SUB_PIPELINES: dict[str, SubPipeline] = {
-    # the progression report draws the final step's misclassified digits from data/prepared
-    "references": SubPipeline(ReportStage("report", "stages.report", ("data/prepared",), ("target",))),
+    # the progression report draws the final step's misclassified digits from data/raw (its verified IDX file)
+    "references": SubPipeline(ReportStage("report", "stages.report", ("data/raw",), ("target",))),
     # compare validates the claims against every step and gpu step, as resolved over the recipe
     "seed-systems": SubPipeline(
         ReportStage("compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems"))
