@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.e2e  # the real command on a git repo of committed histories
+
 REPO = Path(__file__).resolve().parents[1]
 # three real histories of four seeds each, and a one-seed one (the references)
 STEPS = {

@@ -169,10 +169,10 @@ def test_weight_average_follows_the_ema_formula():
             assert torch.allclose(value, expected), key
 
 
-def test_a_log_gets_one_line_per_epoch(capsys):
+def test_a_log_gets_one_line_per_epoch(capfd):
     """stderr not a terminal (a log, `dvc repro > log`): one plain line per epoch, no bar."""
     history = train_once(epochs=3)
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "\r" not in err
     lines = err.splitlines()
     assert len(lines) == 3, err

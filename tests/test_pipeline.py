@@ -34,6 +34,8 @@ from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
 from tests.conftest import serve_folder, write_synthetic_mnist
 
+pytestmark = pytest.mark.e2e  # a real dvc on a project copy
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = [
