@@ -16,7 +16,15 @@ from typing import Any
 
 from mnist_budget.config.params import Key, check_value, load_params, read_section, require
 from mnist_budget.config.report_config import load_headline
-from mnist_budget.config.step_config import NOT_TRAINED, STEP_KEYS, config_of, merged, parse_step, resolve
+from mnist_budget.config.step_config import (
+    NOT_TRAINED,
+    STEP_KEYS,
+    config_of,
+    merged,
+    merges_into,
+    parse_step,
+    resolve,
+)
 
 ARM_KEYS = {
     "removes": Key(str, "", "the idea the arm takes out of the baseline"),
@@ -51,12 +59,7 @@ def _reverted(own: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in own.items():
         prior = before[key]
-        keeps_name = (
-            isinstance(value, dict)
-            and isinstance(prior, dict)
-            and value.get("name", prior.get("name")) == prior.get("name")
-        )
-        out[key] = _reverted(value, prior) if keeps_name else prior
+        out[key] = _reverted(value, prior) if merges_into(value, prior) else prior
     return out
 
 

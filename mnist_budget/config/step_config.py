@@ -241,13 +241,18 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in changes.items():
         below = out.get(key)
-        same_name = (
-            isinstance(below, dict)
-            and isinstance(value, dict)
-            and value.get("name", below.get("name")) == below.get("name")
-        )
-        out[key] = merged(below, value) if same_name else value
+        out[key] = merged(below, value) if merges_into(value, below) else value
     return out
+
+
+def merges_into(value: Any, below: Any) -> bool:
+    """Whether `value` merges key by key into `below`: both mappings, and `value` names no
+    other `name` (another optimizer or schedule starts over)."""
+    return (
+        isinstance(below, dict)
+        and isinstance(value, dict)
+        and value.get("name", below.get("name")) == below.get("name")
+    )
 
 
 # How a step's entry reads (`steps_build_on`): `previous`, the step before it plus this
