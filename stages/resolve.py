@@ -1,6 +1,6 @@
 """Stage `resolve`: every step as it will train, validated before any training starts.
 
-    python -m stages.resolve [--pipeline NAME]
+    python -m stages.resolve [--pipeline NAME] [--ablation PARAMS]
 
 Deep-merges each step of params.yaml over the `recipe` or the step before it (or draws the
 ablation's arms from the progression they ablate: `ablation_config`), validates it (keys, types, ranges,
@@ -23,6 +23,7 @@ from __future__ import annotations
 import shutil
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from mnist_budget.base.atomic_files import json_bytes, write_all
@@ -53,8 +54,18 @@ def remove_old_steps(layout: Layout, steps: dict) -> list[str]:
     return old
 
 
+def check_ablation(path: Path) -> None:
+    """The arms of the ablation at `path`, drawn from this pipeline's steps as the ablation's
+    own resolve will draw them: a renamed or removed step that an arm names stops here, before
+    any training, and not when the ablation runs, after this pipeline's trainings."""
+    try:
+        load_ablation(load_params(path))
+    except ParamsError as error:
+        raise ParamsError(f"{path}: {error}; rename the step there too, or the arm with it") from None
+
+
 @stage_main
-def main(layout: Layout = MAIN_LAYOUT) -> None:
+def main(layout: Layout = MAIN_LAYOUT, ablation: Path | None = None) -> None:
     params = load_params(layout.params)
     resolved: dict[str, Any] = {}
     if "progression" in params:  # the ablation's arms, drawn from a progression's params
@@ -67,6 +78,8 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
     for step in steps.values():
         build_layers(step)  # shapes: a layer that does not fit its input fails now
     check_report_params(params)
+    if ablation:
+        check_ablation(ablation)
     headline = load_headline(params)
     final = steps[headline["final"]] if headline else list(steps.values())[-1]
     without = {}
@@ -106,4 +119,9 @@ def main(layout: Layout = MAIN_LAYOUT) -> None:
 
 
 if __name__ == "__main__":
-    main(Layout.of(pipeline_parser(__doc__).parse_args().pipeline))
+    parser = pipeline_parser(__doc__)
+    parser.add_argument(
+        "--ablation", type=Path, help="the params of an ablation drawn from these steps, checked too"
+    )
+    args = parser.parse_args()
+    main(Layout.of(args.pipeline), args.ablation)

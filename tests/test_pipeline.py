@@ -867,6 +867,21 @@ def test_a_removed_step_leaves_no_outputs_gitignore_line_or_lock_entry(project):
     assert [line for line in ignored.splitlines() if line.startswith(("+/", "-/"))] == ["+/tiny-c"]
 
 
+def test_a_step_renamed_under_an_ablation_arm_stops_resolve_before_any_training(project):
+    root, env, _ = project
+    before = tracked_state(root, env)
+    renamed = (root / "params.yaml").read_text().replace("tiny-b", "tiny-bee")  # the step and the headline
+    with edited_files(root, {"params.yaml": ((root / "params.yaml").read_text(), renamed)}):
+        result = run(["dvc", "repro"], root, env, check=False)
+    assert result.returncode != 0
+    assert "Running stage 'resolve'" in result.stdout and "Running stage 'train" not in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [
+        "error: invalid params: ablation/params.yaml: steps.no-sgd.step: 'tiny-b' is not a step of the "
+        "progression after the first, up to tiny-bee (tiny-bee); rename the step there too, or the arm with it"
+    ]
+    assert tracked_state(root, env) == before
+
+
 def test_a_dvc_killed_as_its_train_stage_starts_takes_the_stage_with_it(project):
     """The stage dies with its `dvc` even in its first second, while it is still importing
     torch: it asks for that before any import (stages/__init__.py)."""

@@ -175,12 +175,14 @@ def shared_stage(stage: dict[str, Any], layout: Layout, sections: set[str]) -> d
     file and output folders, declaring those of its params sections the file has
     (`sections`: a pipeline without a headline has no `headline` to check)."""
     body = stage.get("do", stage)
-    moved: dict[str, Any] = {"wdir": "..", "cmd": f"{body['cmd']} --pipeline {layout.name}"}
+    cmd = re.sub(r" --ablation \S+", "", body["cmd"])  # the main steps' check of the ablation's arms
+    moved: dict[str, Any] = {"wdir": "..", "cmd": f"{cmd} --pipeline {layout.name}"}
     for part in ("deps", "outs", "metrics"):
         if part in body:
             moved[part] = _moved_list(body[part], layout)
     if "params" in body:
-        moved["params"] = [{str(layout.params): [s for s in body["params"] if s in sections]}]
+        mine = [s for s in body["params"] if isinstance(s, str) and s in sections]
+        moved["params"] = [{str(layout.params): mine}]
     return {"foreach": stage["foreach"], "do": moved} if "do" in stage else moved
 
 
