@@ -875,10 +875,11 @@ def test_a_step_renamed_under_an_ablation_arm_stops_resolve_before_any_training(
         result = run(["dvc", "repro"], root, env, check=False)
     assert result.returncode != 0
     assert "Running stage 'resolve'" in result.stdout and "Running stage 'train" not in result.stdout
-    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [
+    error = (
         "error: invalid params: ablation/params.yaml: steps.no-sgd.step: 'tiny-b' is not a step of the "
         "progression after the first, up to tiny-bee (tiny-bee); rename the step there too, or the arm with it"
-    ]
+    )
+    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [error]
     assert tracked_state(root, env) == before
 
 
