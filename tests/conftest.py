@@ -97,3 +97,7 @@ def serve_folder(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# the end-to-end project fixture and its helpers (tests/e2e.py)
+pytest_plugins = ["tests.e2e"]

@@ -1,5 +1,5 @@
 """The search's plan and overrides, checked before anything is queued (the queue itself
-runs in tests/test_pipeline.py)."""
+runs in tests/test_other_pipelines.py)."""
 
 import dataclasses
 from dataclasses import fields
@@ -30,7 +30,7 @@ from mnist_budget.tools.search import (
     table,
     turns,
 )
-from tests.test_pipeline import SEARCH_PARAMS
+from tests.e2e import SEARCH_PARAMS
 
 
 def plan_in(tmp_path, monkeypatch, candidates: dict):

@@ -1,0 +1,237 @@
+"""The end-to-end tests' project: a copy of this repository in a temporary git + DVC repo,
+with synthetic MNIST served from a local folder and from an HTTP server on 127.0.0.1, after
+one real `dvc repro` (`project`, a fixture per test module); and what those tests share.
+Loaded as a pytest plugin (conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mnist_budget.base.mnist import MNIST_FILES
+from mnist_budget.report.search_results import RUN_COLUMNS
+from tests.conftest import serve_folder, write_synthetic_mnist
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROJECT_FILES = [
+    "stages",
+    "mnist_budget",
+    "plots",
+    "search",
+    "dvc.yaml",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+]
+STEPS = ("tiny-a", "tiny-b")
+
+# As the project's params.yaml, laid out the way DVC writes it back (block lists, no list
+# last before a comment), so that `dvc exp run -S` changes one line.
+PARAMS = """\
+target: {{test_accuracy: 0.3, max_params: 8000, max_epochs: 15}}
+data:
+  mirrors:
+  - http://127.0.0.1:1/nothing-listens-here/
+  - {url}
+  local_mirror: ''
+# the recipe every step starts from
+recipe:
+  layers:
+  - conv 4
+  - maxpool
+  - conv 8
+  - gap
+  - conv 10 k=1
+  epochs: 1
+  batch_size: 32
+  seeds:
+  - 1
+  - 2
+  optimizer: {{name: adam, lr: 0.01}}  # Adam, as the seed write-ups
+# each step is the one before plus its entry
+steps_build_on: previous
+steps:
+  tiny-a:
+    description: A tiny net.
+  tiny-b:
+    description: The same with SGD.
+    optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
+headline:
+  final: tiny-b
+  tiny: tiny-a
+without:
+  the pool:
+  - conv 4
+  - conv 8
+  - gap
+  - conv 10 k=1
+public_results:
+- label: a published result
+  params: 500
+  accuracy: 0.5
+"""
+
+# The ablation of the final step tiny-b, drawn from params.yaml, over one seed more than the
+# steps.
+ABLATION_PARAMS = """\
+target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
+progression: params.yaml
+baseline: full
+seeds:
+- 1
+- 2
+- 3
+steps:
+  full: {}
+  no-sgd: {removes: SGD, step: tiny-b}
+  with-dropout: {adds: dropout, dropout: 0.1}
+"""
+
+SEARCH_PARAMS = """\
+target: {test_accuracy: 0.3, max_params: 8000, max_epochs: 15}
+recipe:
+  layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+  epochs: 4
+  batch_size: 32
+  validation: 80
+  seeds: [1]
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+steps:
+  candidate:
+    description: One candidate of the search.
+"""
+
+CANDIDATES = """\
+keep: 1
+rung1_seeds: [1]
+finalist_seeds: [2]
+budgets:
+  small:
+    max_params: 2000
+    candidates:
+      plain: {}
+      stalled: {optimizer: {lr: 0.0000001}}
+      adam-rotated: {optimizer: {name: adam, lr: 0.01}, augment: {rotate: 10}, batch_size: 16}
+"""
+
+
+def stages_ran(args: list[str], cwd: Path, env: dict) -> list[str]:
+    """Run a dvc command; the stages it ran, in order, e.g. `references/dvc.yaml:report`."""
+    lines = run(args, cwd, env).stdout.splitlines()
+    return [line[len("Running stage '") : -len("':")] for line in lines if line.startswith("Running stage")]
+
+
+def add_pipeline(root: Path, name: str, params: str) -> None:
+    """Another pipeline in the project copy: the repository's <name>/dvc.yaml, test params."""
+    (root / name).mkdir()
+    shutil.copy(REPO / name / "dvc.yaml", root / name / "dvc.yaml")
+    (root / name / "params.yaml").write_text(params)
+
+
+def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git + DVC repo holding a copy of the project and a 2-step, 1-epoch params.yaml,
+    after one real `dvc repro`. Train files come from MNIST_MIRROR (plain IDX), test
+    files only from the HTTP mirror (gzipped), so both paths must work."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    root, local, served = tmp / "project", tmp / "local", tmp / "served"
+    sums = write_synthetic_mnist(local, compress=False)
+    write_synthetic_mnist(served, compress=True)
+    for role in ("train_images", "train_labels"):
+        (served / f"{MNIST_FILES[role]}.gz").unlink()
+    for role in ("test_images", "test_labels"):
+        (local / MNIST_FILES[role]).unlink()
+
+    root.mkdir()
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "dvc.lock"))
+        else:
+            shutil.copy(source, root / name)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MNIST_MIRROR": str(local)}
+    env.pop("MNIST_THREADS", None)
+    run(["git", "init", "-q"], root, env)
+    run(["git", "config", "user.email", "test@example.com"], root, env)
+    run(["git", "config", "user.name", "test"], root, env)
+    run(["dvc", "init", "-q"], root, env)
+    shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
+    (root / "plots" / "offline.html").unlink()  # the plots_page stage must build it
+    with serve_folder(served) as url:
+        (root / "params.yaml").write_text(PARAMS.format(url=url))
+        (root / "search/params.yaml").write_text(SEARCH_PARAMS)
+        (root / "search/candidates.yaml").write_text(CANDIDATES)
+        (root / "data").mkdir()
+        (root / "reports/search").mkdir(parents=True)  # no search yet: the report says nothing of it
+        (root / "reports/search/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
+        (root / "reports/search/first").mkdir()  # and no first search's record either
+        (root / "reports/search/first/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
+        (root / "reports/search/first/params.yaml").write_text(SEARCH_PARAMS)
+        (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
+        add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
+        run(["git", "add", "-A"], root, env)
+        run(["git", "commit", "-qm", "project"], root, env)
+        first = run(["dvc", "repro"], root, env)
+        # as in the repository, the search pipeline has run once (its baseline candidate):
+        # `dvc checkout` fails on a pipeline that never ran
+        run(["dvc", "repro", "search/dvc.yaml"], root, env)
+        run(["git", "add", "-A"], root, env)
+        run(["git", "commit", "-qm", "results"], root, env)
+    return root, env, first
+
+
+def tracked_state(root: Path, env: dict) -> tuple[str, str]:
+    """What a re-run must not change: dvc.lock and `git status` (every git-tracked output)."""
+    return (root / "dvc.lock").read_text(), run(["git", "status", "--porcelain"], root, env).stdout
+
+
+def output_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for folder in ("models", "reports/steps")
+        for p in sorted((root / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def resolved(root: Path, step: str) -> dict:
+    return json.loads((root / f"reports/configs/{step}.json").read_text())
+
+
+def sgd(lr: float) -> dict:
+    """tiny-b's optimizer as its resolved config states it: every default filled in."""
+    return {"name": "sgd", "lr": lr, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
+
+
+def adam(lr: float) -> dict:
+    return {"name": "adam", "lr": lr, "weight_decay": 0.0}
+
+
+@contextlib.contextmanager
+def edited_files(root: Path, edits: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """Project files with one string replaced each, restored afterwards."""
+    originals = {name: (root / name).read_text() for name in edits}
+    try:
+        for name, (old, new) in edits.items():
+            assert old in originals[name], name
+            (root / name).write_text(originals[name].replace(old, new, 1))
+        yield
+    finally:
+        for name, text in originals.items():
+            (root / name).write_text(text)
