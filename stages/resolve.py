@@ -33,7 +33,7 @@ from mnist_budget.config.ablation_config import load_ablation
 from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.report_config import check_report_params, load_headline, load_without
 from mnist_budget.config.step_config import config_of, load_steps, parse_step, read_config
-from mnist_budget.report.seed_systems import load_systems
+from mnist_budget.report.seed_systems import load_systems, unchecked
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_layers, build_net
 from stages.cli import pipeline_parser, stage_main
@@ -94,8 +94,9 @@ def main(layout: Layout = MAIN_LAYOUT, ablation: Path | None = None) -> None:
         "without": without,
         **resolved,
     }
-    if "systems" in params:
-        load_systems(params)  # the claims `compare` reads, against every step
+    if "systems" in params:  # the claims `compare` reads, against every step
+        for line in unchecked(load_systems(params)):
+            print(f"resolve: note: {line}", file=sys.stderr)
     before = {path.name for path in layout.configs.glob("*.json")}
     write_all(
         {

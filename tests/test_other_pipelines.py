@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mnist_budget.config.step_config import AUGMENT
+from mnist_budget.config.step_config import AUGMENT, read_config
+from mnist_budget.train.model_stats import count_params
+from mnist_budget.train.nets import build_net
 from tests.e2e import adam, add_pipeline, run, stages_ran
 
 pytestmark = pytest.mark.e2e  # a real dvc on a project copy
@@ -218,3 +220,71 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert (
         "## How the recipes were chosen" in report and f"Best by validation mean: `{best}` (small)" in report
     )
+
+
+# A user's write-up of two steps, checked: one claim matches (the parameters, counted exactly),
+# one falls short (99.9%: out of reach of one epoch), one cannot be checked.
+WRITEUP_PARAMS = """\
+target: {{test_accuracy: 0.3, max_params: 10000, max_epochs: 15}}
+recipe:
+  epochs: 1
+  batch_size: 32
+  seeds: [1]
+  optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
+steps_build_on: previous
+steps:
+  mine-1:
+    description: My first step.
+    layers: [conv 4, maxpool, conv 8, gap, conv 10 k=1]
+  mine-2:
+    description: My second step, with batch norm.
+    bn: true
+systems:
+  mine:
+    title: My notebook
+    source: mine.ipynb
+    counts: trainable
+    differs: It is synthetic.
+    claims:
+      mine-1: {{epochs: 1, params: {params}}}
+      mine-2:
+        epochs: 1
+        test_accuracy: {{final: {accuracy}}}
+        says: [the loss falls smoothly]
+"""
+
+
+def test_a_users_writeup_of_its_own_is_checked_claim_by_claim(project):
+    """docs/check-your-writeup.md: a write-up in writeups/<name>/params.yaml, its dvc.yaml
+    written by the generator, then one `dvc repro`."""
+    root, env, _ = project
+    layers = ["conv 4", "maxpool", "conv 8", "gap", "conv 10 k=1"]
+    step = read_config(
+        "mine-1", {"layers": layers, "epochs": 1, "batch_size": 32, "optimizer": {"name": "sgd"}}
+    )
+    params = count_params(build_net(step))["params_trainable"]
+    folder = root / "writeups/mine"
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text(WRITEUP_PARAMS.format(params=params, accuracy=0.999))
+    run([sys.executable, "-m", "mnist_budget.tools.dvc_yaml"], root, env)
+    result = run(["dvc", "repro", "writeups/mine/dvc.yaml"], root, env)
+    note = (
+        "resolve: note: systems.mine.claims.mine-2.says: 'the loss falls smoothly' cannot be checked: the "
+        "project checks a statement against the run only when it is one of: overfitting, not overfitting, "
+        "less overfitting, still improving, drops after the target, same size as the previous step "
+        "(mnist_budget/report/seed_systems.py: STATEMENTS)"
+    )
+    assert [line for line in result.stderr.splitlines() if "cannot be checked" in line] == [note]
+    report = (root / "reports/writeups/mine/report.md").read_text()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in report.splitlines()]
+    verdicts = {(row[1], row[2]): row[6] for row in rows if len(row) == 7 and row[0] == "mine"}
+    assert verdicts[("`mine-1`", "parameters (trainable)")] == "✅ matches (+0.0%)"
+    assert verdicts[("`mine-2`", "test accuracy at the final epoch")].startswith("❌ falls short")
+    assert verdicts[("`mine-2`", "says")] == "cannot check: no check for this statement"
+    # a bad claim stops resolve, naming the system, the step and the claim, before any training
+    (folder / "params.yaml").write_text(WRITEUP_PARAMS.format(params=params, accuracy=99.4))
+    failed = run(["dvc", "repro", "writeups/mine/dvc.yaml"], root, env, check=False)
+    assert failed.returncode != 0 and "Running stage 'writeups/mine/dvc.yaml:train" not in failed.stdout
+    assert [line for line in failed.stderr.splitlines() if line.startswith("error: ")] == [
+        "error: invalid params: systems.mine.claims.mine-2.test_accuracy.final: is a fraction in (0, 1], got 99.4"
+    ]

@@ -14,6 +14,7 @@ verdict: "matches" when the claim lies within the seeds' range or within the see
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,10 +51,18 @@ CLAIM_KEYS = {
     "train_accuracy": Key(dict, None, "where read (final, best or epoch N) -> accuracy"),
     "reached": Key(dict, None, "{accuracy, epoch}: the test accuracy first reached at that epoch"),
     "held": Key(dict, None, "{accuracy, after}: the test accuracy held in every epoch after that one"),
-    "says": Key(list, None, "statements about fitting, each checked against the run"),
+    "says": Key(
+        list,
+        None,
+        "statements about fitting, each checked against the run (one it has no check for: 'cannot check')",
+    ),
 }
 REACHED_KEYS = {"accuracy": Key(float, REQUIRED), "epoch": Key(int, None, "omitted: at some epoch")}
 HELD_KEYS = {"accuracy": Key(float, REQUIRED), "after": Key(int, REQUIRED)}
+
+
+# A statement of a write-up that none of `STATEMENTS` checks: kept in the comparison, with why.
+UNCHECKED = "unchecked"
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class Claim:
     """One checkable claim of a write-up about one step."""
 
     step: str
-    kind: str  # a CLAIM_KEYS key, or a statement of STATEMENTS for kind "says"
+    kind: str  # a CLAIM_KEYS key; "says" for a statement of STATEMENTS, UNCHECKED for another
     value: Any  # int, float, (accuracy, epoch) or a statement
     at: str | int | None = None  # where an accuracy was read: final, best or an epoch
 
@@ -159,12 +168,30 @@ def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
         )
     for statement in values["says"] or []:
         require(
-            statement in STATEMENTS,
+            isinstance(statement, str) and statement.strip(),
             f"{where}.says",
-            f"unknown statement {statement!r}; valid: {', '.join(STATEMENTS)}",
+            f"expected text, got {statement!r}",
         )
-        claims.append(Claim(step, "says", statement))
+        # a statement with no check here is kept, and said so (`unchecked`); one a letter or
+        # two from a checked one is a typo
+        typo = difflib.get_close_matches(statement, STATEMENTS, n=1, cutoff=0.75)
+        require(
+            statement in STATEMENTS or not typo,
+            f"{where}.says",
+            f"unknown statement {statement!r}; did you mean {typo[0]!r}?" if typo else "",
+        )
+        claims.append(Claim(step, "says" if statement in STATEMENTS else UNCHECKED, statement))
     return epochs, claims
+
+
+def unchecked(systems: dict[str, System]) -> list[str]:
+    """One line per claim the project cannot check, naming it and why."""
+    return [
+        f"systems.{system.name}.claims.{claim.step}.says: {claim.value!r} cannot be checked: {NO_CHECK}"
+        for system in systems.values()
+        for claim in system.claims
+        if claim.kind == UNCHECKED
+    ]
 
 
 def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:
@@ -304,6 +331,13 @@ STATEMENTS: dict[str, Callable[..., tuple[bool, str]]] = {
 }
 
 
+NO_CHECK = (
+    "the project checks a statement against the run only when it is one of: "
+    + ", ".join(STATEMENTS)
+    + " (mnist_budget/report/seed_systems.py: STATEMENTS)"
+)
+
+
 def check_statement(claim: Claim, run: Run, previous: Run | None, target: float) -> tuple[str, str]:
     agrees, text = STATEMENTS[claim.value](run, previous, target)
     return text, "✅ agrees" if agrees else "❌ disagrees"
@@ -342,6 +376,8 @@ def check(
     claim: Claim, counts: str, size: dict[str, int], run: Run | None, previous: Run | None, target: float
 ) -> tuple[str, str]:
     """(reproduced, verdict) of one claim; `run` is None for a step not trained here."""
+    if claim.kind == UNCHECKED:
+        return "-", "cannot check: no check for this statement"
     if claim.kind in ("params", "trainable_params"):
         counted = size[COUNTS[counts] if claim.kind == "params" else "params_trainable"]
         return f"{counted:,}", _params_verdict(claim.value, counted)

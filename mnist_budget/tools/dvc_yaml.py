@@ -58,13 +58,18 @@ class SubPipeline:
     reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+# compare validates the claims against every step and gpu step, as resolved over the recipe
+WRITEUPS = SubPipeline(
+    ReportStage("compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems"))
+)
+# A user's own write-up to check: writeups/<name>/params.yaml, a seed-systems pipeline of its own
+# (docs/check-your-writeup.md)
+USER_WRITEUPS = Path("writeups")
+
 SUB_PIPELINES: dict[str, SubPipeline] = {
     # the progression report draws the final step's misclassified digits from data/raw (its verified IDX file)
     "references": SubPipeline(ReportStage("report", "stages.report", ("data/raw",), ("target",))),
-    # compare validates the claims against every step and gpu step, as resolved over the recipe
-    "seed-systems": SubPipeline(
-        ReportStage("compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems"))
-    ),
+    "seed-systems": WRITEUPS,
     # one candidate per experiment, ranked by `python -m mnist_budget.tools.search`: no report stage
     "search": SubPipeline(),
     # the main report quotes the ablation, so the ablation is upstream of it: it keeps its
@@ -176,7 +181,7 @@ def shared_stage(stage: dict[str, Any], layout: Layout, sections: set[str]) -> d
     (`sections`: a pipeline without a headline has no `headline` to check)."""
     body = stage.get("do", stage)
     cmd = re.sub(r" --ablation \S+", "", body["cmd"])  # the main steps' check of the ablation's arms
-    moved: dict[str, Any] = {"wdir": "..", "cmd": f"{cmd} --pipeline {layout.name}"}
+    moved: dict[str, Any] = {"wdir": root_from(layout), "cmd": f"{cmd} --pipeline {layout.name}"}
     for part in ("deps", "outs", "metrics"):
         if part in body:
             moved[part] = _moved_list(body[part], layout)
@@ -186,19 +191,25 @@ def shared_stage(stage: dict[str, Any], layout: Layout, sections: set[str]) -> d
     return {"foreach": stage["foreach"], "do": moved} if "do" in stage else moved
 
 
-def report_stage(layout: Layout, report: ReportStage) -> dict[str, Any]:
-    reports = layout.reports
+def root_from(layout: Layout) -> str:
+    """The repository root as a sub-pipeline's dvc.yaml reaches it: `..`, `../..`."""
+    return "/".join([".."] * len(layout.params.parent.parts))
+
+
+def report_stage(layout: Layout, report: ReportStage, sections: list[str]) -> dict[str, Any]:
+    """`report`, reading those of its params sections the file has (`sections`)."""
+    reports, read = layout.reports, [s for s in report.sections if s in sections]
     return {
-        "wdir": "..",
+        "wdir": root_from(layout),
         "cmd": f"exec python -m {report.module} --pipeline {layout.name}",
         "deps": [
             f"{reports}/configs",
             f"{reports}/resolved.json",
             f"{reports}/steps",
             *report.data,
-            *code_deps(report.module, reads_params=bool(report.sections)),
+            *code_deps(report.module, reads_params=bool(read)),
         ],
-        **({"params": [{str(layout.params): list(report.sections)}]} if report.sections else {}),
+        **({"params": [{str(layout.params): read}]} if read else {}),
         "outs": [{f"{reports}/{name}": {"cache": False, "persist": True}} for name in report.outs],
     }
 
@@ -226,6 +237,16 @@ def root_with_code_deps(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def sub_pipelines() -> dict[str, SubPipeline]:
+    """Every sub-pipeline with a params file: the project's, and each user write-up under
+    writeups/ (a copy of the project may hold some of them only)."""
+    mine = sorted((ROOT / USER_WRITEUPS).glob("*/params.yaml"))
+    found = {
+        name: pipeline for name, pipeline in SUB_PIPELINES.items() if (ROOT / name / "params.yaml").is_file()
+    }
+    return {**found, **{path.parent.relative_to(ROOT).as_posix(): WRITEUPS for path in mine}}
+
+
 def sub_pipeline(name: str) -> str:
     """The text of `<name>/dvc.yaml`."""
     layout = Layout.of(name)
@@ -233,7 +254,7 @@ def sub_pipeline(name: str) -> str:
         root = yaml.safe_load(f)["stages"]
     with open(ROOT / layout.params) as f:
         sections = list(yaml.safe_load(f))
-    pipeline = SUB_PIPELINES[name]
+    pipeline = sub_pipelines()[name]
     stages = {key: shared_stage(root[key], layout, set(sections)) for key in SHARED_STAGES}
     # resolve validates the whole file, and what another params file adds (`reads`)
     stages["resolve"]["params"] = [{str(layout.params): sections}]
@@ -247,7 +268,7 @@ def sub_pipeline(name: str) -> str:
         ]
     report = pipeline.report
     if report is not None:
-        stages[report.name] = report_stage(layout, report)
+        stages[report.name] = report_stage(layout, report, sections)
     written = (
         f"{layout.models}/ and {layout.reports}/"
         if pipeline.keeps_models
@@ -255,7 +276,7 @@ def sub_pipeline(name: str) -> str:
     )
     header = (
         f"# The {name} pipeline: `dvc repro {name}/dvc.yaml`. Stages run from the repository root\n"
-        "# (wdir: ..) and share data/prepared with the main pipeline. They write to\n"
+        f"# (wdir: {root_from(layout)}) and share data/prepared with the main pipeline. They write to\n"
         f"# {written}. Written by `python -m mnist_budget.tools.dvc_yaml` from the root\n"
         "# dvc.yaml's resolve, train and evaluate stages: edit those, then run it.\n"
     )
@@ -269,7 +290,7 @@ def main() -> None:
     check = parser.parse_args().check
     files = [(ROOT / ROOT_DVC_YAML, lambda: root_with_code_deps((ROOT / ROOT_DVC_YAML).read_text()))]
     # the sub-pipelines are made from the root's stages: written after it
-    files += [(ROOT / name / "dvc.yaml", lambda name=name: sub_pipeline(name)) for name in SUB_PIPELINES]
+    files += [(ROOT / name / "dvc.yaml", lambda name=name: sub_pipeline(name)) for name in sub_pipelines()]
     for path, render in files:
         text = render()
         if path.is_file() and path.read_text() == text:
