@@ -12,14 +12,15 @@ from mnist_budget.tools.dvc_yaml import (
     CONFIG_READERS,
     FAULT_WORDING,
     ROOT,
-    SUB_PIPELINES,
     code_deps,
     entry_module,
     import_closure,
     is_code,
     sub_pipeline,
+    sub_pipelines,
 )
 
+SUB_PIPELINES = sub_pipelines()  # the project's, and writeups/example
 PIPELINES = [Path("dvc.yaml"), *(Path(name) / "dvc.yaml" for name in SUB_PIPELINES)]
 
 
@@ -90,6 +91,11 @@ def test_closure_follows_imports_and_nothing_else():
         "mnist_budget/train/training.py",
     } <= set(train)
     assert "mnist_budget/report/figures.py" not in train
+
+
+def test_a_users_writeup_is_a_pipeline_of_its_own():
+    assert "writeups/example" in SUB_PIPELINES
+    assert stage_bodies(Path("writeups/example/dvc.yaml"))["compare"]["wdir"] == "../.."
 
 
 @pytest.mark.parametrize("name", SUB_PIPELINES)
