@@ -80,7 +80,7 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     config = read_json(layout.config(name))
     step = read_config(name, config)
     pin(step.kernels)  # scored with the kernels it trained with, set before any tensor
-    check_pinned(step.kernels)
+    check_pinned(step.kernels)  # raises on a late pin; the train stage said the rest
     recorded = recorded_files(layout.lock, f"train@{name}", layout.model_dir(name))
     models = {seed: load_trained(layout, name, seed, config, recorded) for seed in step.seeds}
     history = load_history(layout, name, step.seeds)

@@ -19,7 +19,7 @@ import time
 import pandas as pd
 
 from mnist_budget.base.atomic_files import check_writable, json_bytes, read_json, write_all
-from mnist_budget.base.kernels import pin, slow_bf16
+from mnist_budget.base.kernels import check_pinned, pin, slow_bf16
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
 from mnist_budget.config.step_config import read_config
 from mnist_budget.train.model_stats import count_params
@@ -44,6 +44,8 @@ def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> N
         f"on {device}, {worker_count(step)} at a time with one thread each",
         file=sys.stderr,
     )
+    if note := check_pinned(step.kernels):  # the net above was built after the pins
+        print(f"train {name}: warning: {note}", file=sys.stderr)
     machine = made_on(step, device)
     if not machine["deterministic"]:
         print(

@@ -60,3 +60,20 @@ def test_bf16_is_slow_under_portable_kernels_whatever_the_cpu():
     assert slow_bf16("portable") == "kernels: portable holds oneDNN to AVX2, which has no bf16 convolutions"
     native_bf16 = bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
     assert (slow_bf16("native") == "") == native_bf16
+
+
+def test_a_cpu_without_avx2_trains_with_one_line_saying_its_bytes_are_its_own():
+    # ATen told to run its plainest kernels: what a CPU without AVX2 runs under the pins
+    result = run_python(
+        "import os\n"
+        "from mnist_budget.base.kernels import check_pinned, pin\n"
+        "pin('portable'); os.environ['ATEN_CPU_CAPABILITY'] = 'default'\n"
+        "import torch; torch.nn.Conv2d(1, 8, 3)\n"
+        "print(check_pinned('portable'))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "kernels: portable asks for AVX2 kernels, which this CPU does not have (it runs DEFAULT ones): "
+        "the results are this CPU's own bytes, not the committed ones; `python -m mnist_budget.tools.agree` "
+        "says whether they agree within the seed noise"
+    )

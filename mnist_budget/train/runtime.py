@@ -77,7 +77,7 @@ def set_up(step: StepConfig, seed: int, threads: int = 1) -> tuple[torch.device,
     generator. The pipeline always uses one thread: a seed then gives the same bytes alone
     or beside others (a CPU convolution's sums split across threads in another order). The
     kernel pins are set before (`kernels.pin`, by the stage; spawned workers inherit them)."""
-    check_pinned(step.kernels)
+    check_pinned(step.kernels)  # raises on a late pin; the train stage says the rest
     # cuBLAS's own reductions in a fixed order (the CUDA docs' setting for reproducibility)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
