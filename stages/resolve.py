@@ -65,7 +65,7 @@ def check_ablation(path: Path) -> None:
 
 
 @stage_main
-def main(layout: Layout = MAIN_LAYOUT, ablation: Path | None = None) -> None:
+def main(layout: Layout = MAIN_LAYOUT, ablation_params: Path | None = None) -> None:
     params = load_params(layout.params)
     resolved: dict[str, Any] = {}
     if "progression" in params:  # the ablation's arms, drawn from a progression's params
@@ -78,8 +78,8 @@ def main(layout: Layout = MAIN_LAYOUT, ablation: Path | None = None) -> None:
     for step in steps.values():
         build_layers(step)  # shapes: a layer that does not fit its input fails now
     check_report_params(params)
-    if ablation:
-        check_ablation(ablation)
+    if ablation_params:
+        check_ablation(ablation_params)
     headline = load_headline(params)
     final = steps[headline["final"]] if headline else list(steps.values())[-1]
     without = {}
