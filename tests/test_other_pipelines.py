@@ -260,7 +260,7 @@ def test_a_users_writeup_of_its_own_is_checked_claim_by_claim(project):
     root, env, _ = project
     layers = ["conv 4", "maxpool", "conv 8", "gap", "conv 10 k=1"]
     step = read_config(
-        "mine-1", {"layers": layers, "epochs": 1, "batch_size": 32, "optimizer": {"name": "sgd"}}
+        "mine-1", {"layers": layers, "epochs": 1, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05}}
     )
     params = count_params(build_net(step))["params_trainable"]
     folder = root / "writeups/mine"
