@@ -180,9 +180,9 @@ def project(tmp_path_factory):
         (root / "data").mkdir()
         (root / "reports/search").mkdir(parents=True)  # no search yet: the report says nothing of it
         (root / "reports/search/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
-        (root / "reports/search/first").mkdir()  # and no first search's record either
-        (root / "reports/search/first/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
-        (root / "reports/search/first/params.yaml").write_text(SEARCH_PARAMS)
+        (root / "reports/search/second").mkdir()  # and no previous search's record either
+        (root / "reports/search/second/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
+        (root / "reports/search/second/params.yaml").write_text(SEARCH_PARAMS)
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
         run(["git", "add", "-A"], root, env)

@@ -12,7 +12,7 @@ import yaml
 from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.step_config import load_steps, merged
 from mnist_budget.report.search_results import (
-    FIRST_SEARCH,
+    PREVIOUS_SEARCH,
     RUNS,
     STEP,
     adopted,
@@ -272,25 +272,27 @@ def test_the_headline_steps_are_the_search_winners_on_all_training_images():
         assert not differences, f"{step.name} is not the search's {winners[budget]}: {differences}"
 
 
-def test_the_first_search_decides_until_every_finalist_of_the_second_has_its_seeds(tmp_path, monkeypatch):
+def test_the_previous_search_decides_until_every_finalist_of_the_current_one_has_its_seeds(
+    tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    first, runs = tmp_path / FIRST_SEARCH, tmp_path / RUNS
-    first.mkdir(parents=True)
+    previous, runs = tmp_path / PREVIOUS_SEARCH, tmp_path / RUNS
+    previous.mkdir(parents=True)
     row = {"budget": "a", "rung": 1, "seed": 1, "params": 1, "val_accuracy": 0.9, "test_accuracy": None}
     pd.DataFrame([{**row, "candidate": "old", "experiment": "old-r1"}]).to_csv(
-        first / "runs.csv", index=False
+        previous / "runs.csv", index=False
     )
 
-    def second(*rows):
+    def current(*rows):
         pd.DataFrame([{**row, **r} for r in rows]).to_csv(runs, index=False)
         return deciding_search().runs["candidate"].tolist()
 
     # rung 1 done, the finalists' rung-1 test accuracy read, rung 2 not run
-    assert second({"candidate": "x", "test_accuracy": 0.9}, {"candidate": "y", "test_accuracy": 0.8}) == [
+    assert current({"candidate": "x", "test_accuracy": 0.9}, {"candidate": "y", "test_accuracy": 0.8}) == [
         "old"
     ]
     # one finalist through rung 2, the other not yet
     partial = [{"candidate": "x", "test_accuracy": 0.9}, {"candidate": "y", "test_accuracy": 0.8}]
-    assert second(*partial, {"candidate": "x", "rung": 2, "seed": 2, "test_accuracy": 0.9}) == ["old"]
+    assert current(*partial, {"candidate": "x", "rung": 2, "seed": 2, "test_accuracy": 0.9}) == ["old"]
     both = [{"candidate": c, "rung": 2, "seed": 2, "test_accuracy": 0.9} for c in ("x", "y")]
-    assert second(*partial, *both) == ["x", "y", "x", "y"]
+    assert current(*partial, *both) == ["x", "y", "x", "y"]

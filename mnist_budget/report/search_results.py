@@ -15,9 +15,10 @@ SEARCH = Layout.of("search")
 STEP = "candidate"  # the search pipeline's one step: each experiment sets it
 RUNS = SEARCH.reports / "runs.csv"
 TABLE = SEARCH.reports / "table.md"
-# The first search, kept as it ran (its candidates.yaml, params.yaml, runs.csv, table.md):
-# it chose the main recipes until the second search's finalists are chosen.
-FIRST_SEARCH = SEARCH.reports / "first"
+# The searches before, each kept as it ran in its folder (first/, second/: its candidates.yaml,
+# params.yaml, runs.csv, table.md); the last of them chose the main recipes until the
+# current search's finalists are chosen.
+PREVIOUS_SEARCH = SEARCH.reports / "second"
 # Rung 1's test accuracies, committed as each experiment finishes (a session's `dvc exp`
 # refs do not outlive it) and kept out of runs.csv and the table until a finalist is chosen.
 RUNG1_TESTS = SEARCH.reports / "rung1_tests.csv"
@@ -43,14 +44,14 @@ def read_rung1_tests() -> pd.DataFrame:
 def deciding_search(reports: Path = SEARCH.reports) -> SearchRecord:
     """The search the main recipes come from, its record in `reports`: the current one once
     every finalist (a candidate whose test accuracy was read) has trained on the finalists'
-    seeds, else the first (`first/`, while the second is under way)."""
+    seeds, else the one before it (`second/`, while the third is under way)."""
     runs = read_runs(reports / RUNS.name)
-    first = reports / FIRST_SEARCH.name
+    previous = reports / PREVIOUS_SEARCH.name
     scored = set(runs.loc[runs["test_accuracy"].notna(), "candidate"])
     decided = bool(scored) and scored == set(runs.loc[runs["rung"] == 2, "candidate"])
-    if decided or not (first / RUNS.name).is_file():
+    if decided or not (previous / RUNS.name).is_file():
         return SearchRecord(runs, SEARCH.params.parent, reports / TABLE.name)
-    return SearchRecord(pd.read_csv(first / RUNS.name), first, first / TABLE.name)
+    return SearchRecord(pd.read_csv(previous / RUNS.name), previous, previous / TABLE.name)
 
 
 def ranked(runs: pd.DataFrame) -> pd.DataFrame:
