@@ -1,7 +1,7 @@
 """The end-to-end tests' project: a copy of this repository in a temporary git + DVC repo,
 with synthetic MNIST served from a local folder and from an HTTP server on 127.0.0.1, after
-one real `dvc repro` (`project`, a fixture per test module); and what those tests share.
-Loaded as a pytest plugin (conftest.py)."""
+one real `dvc repro` (`project`: built once per test run, copied for each test module); and
+what those tests share. Loaded as a pytest plugin (conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from mnist_budget.base.mnist import MNIST_FILES
 from mnist_budget.report.search_results import RUN_COLUMNS
@@ -33,6 +34,7 @@ PROJECT_FILES = [
     "pyproject.toml",
 ]
 STEPS = ("tiny-a", "tiny-b")
+FIRST_REPRO, BUILT = "first_repro.txt", "built"  # in the built project's folder
 
 # As the project's params.yaml, laid out the way DVC writes it back (block lists, no list
 # last before a comment), so that `dvc exp run -S` changes one line.
@@ -144,12 +146,19 @@ def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess
     return result
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A git + DVC repo holding a copy of the project and a 2-step, 1-epoch params.yaml,
-    after one real `dvc repro`. Train files come from MNIST_MIRROR (plain IDX), test
-    files only from the HTTP mirror (gzipped), so both paths must work."""
-    tmp = tmp_path_factory.mktemp("e2e")
+def project_env(local: Path) -> dict[str, str]:
+    """The environment of every command in the project: this venv's tools first, train files
+    from the `local` mirror, seeds side by side as the machine allows."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MNIST_MIRROR": str(local)}
+    env.pop("MNIST_THREADS", None)
+    return env
+
+
+def build_project(tmp: Path) -> None:
+    """In `tmp`: a git + DVC repo (project/) holding a copy of the project and a 2-step,
+    1-epoch params.yaml, after one real `dvc repro` (its output in first_repro.txt). Train
+    files come from MNIST_MIRROR (local/, plain IDX), test files only from the HTTP mirror
+    (gzipped), so both paths must work."""
     root, local, served = tmp / "project", tmp / "local", tmp / "served"
     sums = write_synthetic_mnist(local, compress=False)
     write_synthetic_mnist(served, compress=True)
@@ -165,8 +174,7 @@ def project(tmp_path_factory):
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "dvc.lock"))
         else:
             shutil.copy(source, root / name)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MNIST_MIRROR": str(local)}
-    env.pop("MNIST_THREADS", None)
+    env = project_env(local)
     run(["git", "init", "-q"], root, env)
     run(["git", "config", "user.email", "test@example.com"], root, env)
     run(["git", "config", "user.name", "test"], root, env)
@@ -193,7 +201,36 @@ def project(tmp_path_factory):
         run(["dvc", "repro", "search/dvc.yaml"], root, env)
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "results"], root, env)
-    return root, env, first
+    (tmp / FIRST_REPRO).write_text(json.dumps({"stdout": first.stdout, "stderr": first.stderr}))
+    (tmp / BUILT).touch()
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> Path:
+    """The project built once per test run (about 90 s): by the first xdist worker that asks,
+    under a file lock, in the folder the workers share; the others wait for it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: its own temp folder
+        tmp = tmp_path_factory.mktemp("e2e-built")
+        build_project(tmp)
+        return tmp
+    tmp = tmp_path_factory.getbasetemp().parent / "e2e-built"  # one per run, beside each worker's
+    with FileLock(f"{tmp}.lock"):
+        if not (tmp / BUILT).is_file():
+            shutil.rmtree(tmp, ignore_errors=True)  # a build that failed half-way
+            tmp.mkdir()
+            build_project(tmp)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def project(built_project, tmp_path_factory):
+    """The built project, copied for one test module (its tests change it as they go):
+    (root, env, the first `dvc repro`'s output)."""
+    root = tmp_path_factory.mktemp("e2e") / "project"
+    shutil.copytree(built_project / "project", root, symlinks=True)
+    output = json.loads((built_project / FIRST_REPRO).read_text())
+    first = subprocess.CompletedProcess(["dvc", "repro"], 0, output["stdout"], output["stderr"])
+    return root, project_env(built_project / "local"), first
 
 
 def tracked_state(root: Path, env: dict) -> tuple[str, str]:
