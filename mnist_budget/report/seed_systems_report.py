@@ -71,8 +71,8 @@ def write_report(results: Results, systems: dict[str, System], gpu_steps: dict[s
         f"# MNIST under budget: the `{layout.name}` pipeline",
         "",
         (
-            f"Each write-up this exercise is known from, rebuilt as a progression of steps in "
-            f"`{layout.params}` (the same architecture family and parameter count within "
+            f"Each write-up of this exercise that `{layout.params}` names, rebuilt there as a "
+            "progression of steps (the same architecture family and parameter count within "
             f"{seed_systems.PARAMS_TOLERANCE:.0%}, the same optimizer, schedule, batch size, epochs and "
             "augmentation where the write-up gives them), trained on real MNIST and compared "
             "with what it claimed. The progression tables mark each step against one common "
