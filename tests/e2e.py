@@ -18,7 +18,7 @@ import pytest
 from filelock import FileLock
 
 from mnist_budget.base.mnist import MNIST_FILES
-from mnist_budget.report.search_results import RUN_COLUMNS
+from mnist_budget.report.search_results import PREVIOUS_SEARCH, RUN_COLUMNS
 from tests.conftest import serve_folder, write_synthetic_mnist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,9 +188,9 @@ def build_project(tmp: Path) -> None:
         (root / "data").mkdir()
         (root / "reports/search").mkdir(parents=True)  # no search yet: the report says nothing of it
         (root / "reports/search/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
-        (root / "reports/search/second").mkdir()  # and no previous search's record either
-        (root / "reports/search/second/runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
-        (root / "reports/search/second/params.yaml").write_text(SEARCH_PARAMS)
+        (root / PREVIOUS_SEARCH).mkdir()  # and no previous search's record either
+        (root / PREVIOUS_SEARCH / "runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
+        (root / PREVIOUS_SEARCH / "params.yaml").write_text(SEARCH_PARAMS)
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
         run(["git", "add", "-A"], root, env)
