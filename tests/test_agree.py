@@ -72,7 +72,8 @@ def test_an_untouched_workspace_is_byte_identical(repo):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[-1] == "byte-identical"
-    assert sorted(lines[:-1]) == sorted(f"{name}: byte-identical" for name in STEPS.values())
+    assert lines[-2] == "4 of 4 steps byte-identical: reproduced exactly where re-run here, or not re-run"
+    assert sorted(lines[:-2]) == sorted(f"{name}: byte-identical" for name in STEPS.values())
 
 
 def test_a_step_moved_by_a_hundredth_of_a_point_agrees_within_the_noise(repo):
@@ -86,6 +87,7 @@ def test_a_step_moved_by_a_hundredth_of_a_point_agrees_within_the_noise(repo):
     line = next(x for x in result.stdout.splitlines() if x.startswith("main s7-separable:"))
     assert "mean +0.01 pp" in line and line.endswith(": within")
     assert "main s6-weight-average: byte-identical" in result.stdout
+    assert "3 of 4 steps byte-identical: reproduced exactly where re-run here, or not re-run" in result.stdout
 
 
 def test_a_step_moved_by_half_a_point_differs_beyond_the_noise(repo):

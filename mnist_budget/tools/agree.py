@@ -4,7 +4,8 @@ the workspace against those at a git revision.
     python -m mnist_budget.tools.agree [REV]     # REV: a commit, branch or tag; default HEAD
 
 Per step: "byte-identical", or each seed's final test accuracy then and now, the mean
-difference and the seed noise it is judged against. The noise of a mean difference over n
+difference and the seed noise it is judged against; then how many steps are byte-identical,
+which a step not re-run here is too. The noise of a mean difference over n
 paired seeds is 2 standard errors, 2 * s * sqrt(2 / n), with s the seed std of the step's
 final accuracies (then and now pooled); a step with one seed takes s from the steps that
 have several. Each result's `made_on.json` (device, kernels) is shown where it differs, as
@@ -170,6 +171,13 @@ def verdict(results: list[StepResult]) -> tuple[list[str], str, bool]:
         if not agrees:
             beyond.append(f"{result.pipeline} {result.step}")
     moved = [r for r in results if not r.identical]
+    if len(moved) < len(results):
+        # the same bytes say nothing of whether a step was re-run: `dvc repro` of one
+        # pipeline leaves the others' histories as they were checked out
+        lines.append(
+            f"{len(results) - len(moved)} of {len(results)} steps byte-identical: "
+            "reproduced exactly where re-run here, or not re-run"
+        )
     if beyond:
         return lines, f"differs beyond the noise: {', '.join(beyond)}", False
     if not moved:
