@@ -162,14 +162,15 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert runs.loc[runs["candidate"] == best, "test_accuracy"].notna().all()
     assert runs.loc[runs["candidate"] != best, "test_accuracy"].isna().all()  # never read
     metrics_file = "reports/search/steps/candidate/metrics.json"
+    history_file = "reports/search/steps/candidate/history.csv"
     for row in runs.itertuples():
         metrics = experiment_file(root, env, row.experiment, metrics_file)
         assert metrics["validation_accuracy"]["per_seed"][str(row.seed)] == row.val_accuracy
         assert metrics["params_total"] == row.params
+        history = pd.read_csv(io.StringIO(experiment_text(root, env, row.experiment, history_file)))
+        assert history.loc[history["seed"] == row.seed, "train_accuracy"].iloc[-1] == row.train_accuracy
     # the train stage scored the held-out images each epoch; evaluate rescored the exported model
-    history = pd.read_csv(
-        io.StringIO(experiment_text(root, env, f"{best}-r2", "reports/search/steps/candidate/history.csv"))
-    )
+    history = pd.read_csv(io.StringIO(experiment_text(root, env, f"{best}-r2", history_file)))
     assert list(history.columns[:6]) == [
         "seed",
         "epoch",
@@ -189,6 +190,11 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert "80 held out" in table and "| versus the best |" in table.replace("  ", "")
     # again: everything is recorded, nothing is queued
     assert "queueing" not in run(search, root, env).stderr
+    # a runs.csv from before the training accuracy was kept gets it from the experiments
+    runs.drop(columns="train_accuracy").to_csv(root / "reports/search/runs.csv", index=False)
+    assert "queueing" not in run(search, root, env).stderr
+    pd.testing.assert_frame_equal(pd.read_csv(root / "reports/search/runs.csv"), runs)
+    assert "| train mean |" in (root / "reports/search/table.md").read_text().replace("  ", "")
     # rung 1's test accuracies are kept as they arrive, so they outlive the experiments
     sealed = pd.read_csv(root / "reports/search/rung1_tests.csv")
     assert sorted(sealed["experiment"]) == sorted(f"{name}-r1" for name in first.index)

@@ -107,6 +107,7 @@ def test_finalists_are_each_budgets_best_on_their_mean_rung_1_validation():
             "rung": [1] * 10,
             "seed": [1] * 5 + [2] * 5,
             "params": [1] * 10,
+            "train_accuracy": None,  # blank, as in the searches before it was kept
             # x has the best single seed (0.96), y the best mean (0.945)
             "val_accuracy": [0.96, 0.95, 0.93, 0.80, 0.85, 0.90, 0.94, 0.93, 0.80, 0.85],
             "test_accuracy": [None] * 10,
@@ -129,6 +130,7 @@ def test_a_challenger_is_adopted_only_if_it_beats_the_incumbent_on_validation_an
                 "rung": [1] * 4,
                 "seed": [1, 2] * 2,
                 "params": [1] * 4,
+                "train_accuracy": None,
                 "val_accuracy": val,
                 "test_accuracy": test,
             }
@@ -156,6 +158,7 @@ def test_the_table_says_adopted_only_once_every_finalist_has_its_finalist_seeds(
             "rung": [1] * 3,
             "seed": [1] * 3,
             "params": [1] * 3,
+            "train_accuracy": [0.95] * 3,
             "val_accuracy": [0.96, 0.95, 0.94],
             "test_accuracy": [0.96, 0.95, None],  # x and y the finalists, their test read
         }
@@ -178,7 +181,7 @@ def test_the_smallest_net_holding_the_target_is_a_finalist_on_every_seed(tmp_pat
         return pd.DataFrame(
             [
                 {"budget": "a", "candidate": c, "rung": 1 if s == 1 else 2, "seed": s, "params": p,
-                 "val_accuracy": 0.99, "test_accuracy": t}
+                 "train_accuracy": 0.98, "val_accuracy": 0.99, "test_accuracy": t}
                 for c, p, s, t in rows
             ]
         )  # fmt: skip
@@ -208,6 +211,7 @@ def test_a_candidate_within_two_standard_errors_of_the_best_is_tied():
             "rung": [1] * 6,
             "seed": [1, 2] * 3,
             "params": [1] * 6,
+            "train_accuracy": None,
             "val_accuracy": [0.96, 0.94, 0.945, 0.935, 0.93, 0.93],
             "test_accuracy": [None] * 6,
         }

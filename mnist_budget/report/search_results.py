@@ -23,7 +23,17 @@ PREVIOUS_SEARCH = SEARCH.reports / "second"
 # refs do not outlive it) and kept out of runs.csv and the table until a finalist is chosen.
 RUNG1_TESTS = SEARCH.reports / "rung1_tests.csv"
 SEALED_COLUMNS = ["experiment", "seed", "test_accuracy"]
-RUN_COLUMNS = ["budget", "candidate", "rung", "experiment", "seed", "params", "val_accuracy", "test_accuracy"]
+RUN_COLUMNS = [
+    "budget",
+    "candidate",
+    "rung",
+    "experiment",
+    "seed",
+    "params",
+    "train_accuracy",  # blank in the searches before it was kept
+    "val_accuracy",
+    "test_accuracy",
+]
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,11 @@ class SearchRecord:
 
 
 def read_runs(path: Path = RUNS) -> pd.DataFrame:
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=RUN_COLUMNS)
+    return (
+        pd.read_csv(path).reindex(columns=RUN_COLUMNS)
+        if path.is_file()
+        else pd.DataFrame(columns=RUN_COLUMNS)
+    )
 
 
 def read_rung1_tests() -> pd.DataFrame:
@@ -51,7 +65,7 @@ def deciding_search(reports: Path = SEARCH.reports) -> SearchRecord:
     decided = bool(scored) and scored == set(runs.loc[runs["rung"] == 2, "candidate"])
     if decided or not (previous / RUNS.name).is_file():
         return SearchRecord(runs, SEARCH.params.parent, reports / TABLE.name)
-    return SearchRecord(pd.read_csv(previous / RUNS.name), previous, previous / TABLE.name)
+    return SearchRecord(read_runs(previous / RUNS.name), previous, previous / TABLE.name)
 
 
 def ranked(runs: pd.DataFrame) -> pd.DataFrame:
@@ -64,6 +78,7 @@ def ranked(runs: pd.DataFrame) -> pd.DataFrame:
             params=("params", "first"),
             seeds=("seed", lambda s: ", ".join(map(str, sorted(s)))),
             runs=("seed", "count"),
+            train_mean=("train_accuracy", "mean"),
             val_mean=("val_accuracy", "mean"),
             val_std=("val_accuracy", "std"),
             val_min=("val_accuracy", "min"),

@@ -18,6 +18,7 @@ again to resume: candidates already in runs.csv are not trained again.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -175,22 +176,44 @@ def git(*args: str) -> str:
     return command("git", *args)
 
 
-def experiment_metrics() -> dict[str, dict]:
-    """Every finished experiment's name -> its candidate metrics, read from the git ref
-    DVC commits it to (refs/exps/<baseline>/<name>): `dvc exp show` reads only the current
-    commit's experiments, or with --all-commits takes minutes."""
-    metrics_file = SEARCH.metrics(STEP).as_posix()
-    found = {}
+@dataclass(frozen=True)
+class Finished:
+    """What a finished experiment measured, per seed."""
+
+    params: int
+    val_accuracy: dict[int, float]
+    test_accuracy: dict[int, float]
+    # the last epoch's, on that epoch's augmented images as the live model trained: below
+    # val_accuracy, the net underfits its augmentation (kept so that runs.csv shows it)
+    train_accuracy: dict[int, float]
+
+
+def experiment_refs() -> dict[str, str]:
+    """Every finished experiment's name -> the git ref DVC commits it to
+    (refs/exps/<baseline>/<name>): `dvc exp show` reads only the current commit's
+    experiments, or with --all-commits takes minutes."""
     refs = git("for-each-ref", "refs/exps", "--format=%(refname)").split()
-    for ref in refs:
-        if ref.startswith(("refs/exps/celery/", "refs/exps/exec/")):
-            continue  # DVC's queue and run bookkeeping, not experiments
-        shown = subprocess.run(
-            ["git", "show", f"{ref}:{metrics_file}"], check=False, capture_output=True, text=True
-        )
-        if shown.returncode == 0:
-            found[ref.rsplit("/", 1)[1]] = json.loads(shown.stdout)
-    return found
+    # refs/exps/celery/ and exec/: DVC's queue and run bookkeeping, not experiments
+    return {
+        ref.rsplit("/", 1)[1]: ref
+        for ref in refs
+        if not ref.startswith(("refs/exps/celery/", "refs/exps/exec/"))
+    }
+
+
+def read_experiment(ref: str) -> Finished:
+    """An experiment's metrics and history, read from its ref."""
+    metrics = json.loads(git("show", f"{ref}:{SEARCH.metrics(STEP).as_posix()}"))
+    history = pd.read_csv(io.StringIO(git("show", f"{ref}:{SEARCH.history(STEP).as_posix()}")))
+    last = history.groupby("seed")["train_accuracy"].last()
+    return Finished(
+        metrics["params_total"],
+        *(
+            {int(seed): value for seed, value in metrics[key]["per_seed"].items()}
+            for key in ("validation_accuracy", "test_accuracy")
+        ),
+        {int(seed): float(value) for seed, value in last.items()},
+    )
 
 
 # a name queued again after a killed run has several tasks, which `dvc queue status` lists
@@ -225,22 +248,21 @@ def write_runs(runs: pd.DataFrame, plan: Plan) -> None:
     write_text(TABLE, table(runs, plan))
 
 
-def rows_of(candidate: Candidate, rung: int, metrics: dict) -> list[dict]:
+def rows_of(candidate: Candidate, rung: int, measured: Finished) -> list[dict]:
     """One row per seed of an experiment, with its test accuracy."""
-    val = metrics["validation_accuracy"]["per_seed"]
-    test = metrics["test_accuracy"]["per_seed"]
     return [
         {
             "budget": candidate.budget,
             "candidate": candidate.name,
             "rung": rung,
             "experiment": experiment_name(candidate.name, rung),
-            "seed": int(seed),
-            "params": metrics["params_total"],
-            "val_accuracy": val[seed],
-            "test_accuracy": test[seed],
+            "seed": seed,
+            "params": measured.params,
+            "train_accuracy": measured.train_accuracy[seed],
+            "val_accuracy": measured.val_accuracy[seed],
+            "test_accuracy": measured.test_accuracy[seed],
         }
-        for seed in val
+        for seed in measured.val_accuracy
     ]
 
 
@@ -256,7 +278,7 @@ def seal(rows: list[dict]) -> list[dict]:
 
 def queue(plan: Plan, names: list[str], rung: int, seeds: tuple[int, ...], jobs: int) -> None:
     """Queue the experiments of `names` not finished, queued or running yet, and start the queue."""
-    finished, states = experiment_metrics(), queue_states()
+    finished, states = experiment_refs(), queue_states()
     for name in names:
         experiment = experiment_name(name, rung)
         if experiment not in finished and states.get(experiment) not in ("Queued", "Running"):
@@ -273,19 +295,19 @@ def queue(plan: Plan, names: list[str], rung: int, seeds: tuple[int, ...], jobs:
     start_queue(jobs)
 
 
-def finishing(names: list[str], rung: int) -> Iterator[tuple[str, dict]]:
-    """Each of `names` with its experiment's metrics, as it finishes, with a progress line
+def finishing(names: list[str], rung: int) -> Iterator[tuple[str, Finished]]:
+    """Each of `names` with what its experiment measured, as it finishes, with a progress line
     when one finishes or every REPORT_SECONDS."""
     todo, started = list(names), time.monotonic()
     last_line = started
     while todo:
         count = len(todo)
-        finished, states = experiment_metrics(), queue_states()
+        finished, states = experiment_refs(), queue_states()
         for name in list(todo):
             experiment = experiment_name(name, rung)
             if experiment in finished:
                 todo.remove(name)
-                yield name, finished[experiment]
+                yield name, read_experiment(finished[experiment])
             elif states.get(experiment) == "Failed":
                 raise StageError(f"search: {experiment} failed; see `dvc queue logs {experiment}`")
         if todo:
@@ -308,8 +330,8 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
     if not todo:
         return
     queue(plan, todo, rung, seeds, jobs)
-    for name, metrics in finishing(todo, rung):
-        rows = rows_of(plan.candidates[name], rung, metrics)
+    for name, measured in finishing(todo, rung):
+        rows = rows_of(plan.candidates[name], rung, measured)
         rows = seal(rows) if rung == 1 else rows
         write_runs(pd.concat([read_runs(), pd.DataFrame(rows)], ignore_index=True), plan)
         scores = ", ".join(f"{row['val_accuracy']:.2%} (seed {row['seed']})" for row in rows)
@@ -319,12 +341,25 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
 def seal_finished(plan: Plan) -> None:
     """Seal the test accuracy of rung-1 experiments recorded before RUNG1_TESTS kept it
     (from their `dvc exp` refs, while this session still has them)."""
-    runs, finished = read_runs(), experiment_metrics()
+    runs, finished = read_runs(), experiment_refs()
     known = set(read_rung1_tests()["experiment"])
     for experiment in set(runs.loc[runs["rung"] == 1, "experiment"]) - known:
         name = runs.loc[runs["experiment"] == experiment, "candidate"].iloc[0]
         if experiment in finished and name in plan.candidates:
-            seal(rows_of(plan.candidates[name], 1, finished[experiment]))
+            seal(rows_of(plan.candidates[name], 1, read_experiment(finished[experiment])))
+
+
+def fill_train_accuracy(plan: Plan) -> None:
+    """The training accuracy of experiments recorded before runs.csv kept it, from their
+    `dvc exp` refs while this session still has them (blank for the others)."""
+    runs, finished = read_runs(), experiment_refs()
+    blank = set(runs.loc[runs["train_accuracy"].isna(), "experiment"]) & set(finished)
+    for experiment in blank:
+        train = read_experiment(finished[experiment]).train_accuracy
+        rows = runs["experiment"] == experiment
+        runs.loc[rows, "train_accuracy"] = runs.loc[rows, "seed"].map(train)
+    if blank:
+        write_runs(runs, plan)
 
 
 def record_finalist_tests(plan: Plan, names: list[str], jobs: int) -> None:
@@ -343,8 +378,8 @@ def record_finalist_tests(plan: Plan, names: list[str], jobs: int) -> None:
         )
         for name in lost:  # each on the seeds it has in runs.csv
             queue(plan, [name], 1, tuple(runs.loc[rung1(runs, name), "seed"]), jobs)
-        for name, metrics in finishing(lost, 1):
-            rows = pd.DataFrame(rows_of(plan.candidates[name], 1, metrics)).set_index("seed")
+        for name, measured in finishing(lost, 1):
+            rows = pd.DataFrame(rows_of(plan.candidates[name], 1, measured)).set_index("seed")
             recorded = runs.loc[rung1(runs, name)].set_index("seed")["val_accuracy"]
             same = rows["val_accuracy"].reindex(recorded.index).equals(recorded)
             print(
@@ -385,7 +420,10 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
             f"seed) and is ranked on those (validation); rung 1 is seeds {', '.join(map(str, plan.rung1_seeds))}, "
             f"the best {plan.keep} of each budget and its incumbent (today's recipe; finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. "
             "Test accuracy is read for finalists only, after they were chosen. Final-epoch accuracies. "
-            "*n* is the seeds a row has; *std* their validation std. A candidate is *tied* with its "
+            "*n* is the seeds a row has; *std* their validation std. *train mean* is the last epoch's "
+            "accuracy on its augmented training images as the net trained (blank where not kept): a net below "
+            "its validation mean there fits its augmented images less well than clean held-out ones, it "
+            "underfits. A candidate is *tied* with its "
             "budget's best when its validation mean is within two standard errors of the best's, from "
             "the seed std pooled over the budget's candidates (in each heading): the difference is "
             "within seed noise."
@@ -404,6 +442,7 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
                 "params": group["params"].map("{:,}".format),
                 "seeds": group["seeds"],
                 "n": group["runs"],
+                "train mean": group["train_mean"].map(lambda v: "" if pd.isna(v) else f"{v:.2%}"),
                 "validation mean": group["val_mean"].map("{:.2%}".format),
                 "std": group["val_std"].map(lambda v: "" if pd.isna(v) else f"{v * 100:.2f} pp"),
                 "validation min": group["val_min"].map("{:.2%}".format),
@@ -462,6 +501,7 @@ def main() -> None:
         plan = load_plan()
         load_steps(load_params(SEARCH.params))  # the search's own params, checked before queueing
         seal_finished(plan)
+        fill_train_accuracy(plan)
         run_rung(plan, 1, turns(plan), plan.rung1_seeds, jobs(plan.rung1_seeds))
         chosen = finalists(read_runs(), plan.keep, plan.incumbents)
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
