@@ -183,8 +183,8 @@ class Finished:
     params: int
     val_accuracy: dict[int, float]
     test_accuracy: dict[int, float]
-    # the last epoch's, on that epoch's augmented images as the live model trained: below
-    # val_accuracy, the net underfits its augmentation (kept so that runs.csv shows it)
+    # the last epoch's, on that epoch's augmented images as the live weights trained (how far
+    # below val_accuracy it sits shows how much the regularization holds the net back)
     train_accuracy: dict[int, float]
 
 
@@ -421,9 +421,8 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
             f"the best {plan.keep} of each budget and its incumbent (today's recipe; finalists) add seeds {', '.join(map(str, plan.finalist_seeds))}. "
             "Test accuracy is read for finalists only, after they were chosen. Final-epoch accuracies. "
             "*n* is the seeds a row has; *std* their validation std. *train mean* is the last epoch's "
-            "accuracy on its augmented training images as the net trained (blank where not kept): a net below "
-            "its validation mean there fits its augmented images less well than clean held-out ones, it "
-            "underfits. A candidate is *tied* with its "
+            "accuracy on its augmented training images as the live weights trained, where validation scores "
+            "the weight average on clean images (blank where not kept). A candidate is *tied* with its "
             "budget's best when its validation mean is within two standard errors of the best's, from "
             "the seed std pooled over the budget's candidates (in each heading): the difference is "
             "within seed noise."
