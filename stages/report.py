@@ -40,7 +40,8 @@ def main(
     if search_record:  # how the recipes were chosen
         record = deciding_search(search_record)
         validation = load_steps(load_params(record.plans / "params.yaml"))[STEP].validation
-        search = record.runs, validation, record.table.relative_to(layout.reports).as_posix()
+        table = record.table.relative_to(layout.reports).as_posix()
+        search = record.runs, validation, table, record.incumbents()
     if ablation_reports:  # the evidence of each idea: the ablation's rows, and the recipe they measured
         effects = load_effects(ablation_reports / EFFECTS.name)
         baseline = effects["baseline"].iloc[0] if len(effects) else ""

@@ -11,6 +11,7 @@ import yaml
 
 from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.step_config import load_steps, merged
+from mnist_budget.report.progression_report import search_section
 from mnist_budget.report.search_results import (
     PREVIOUS_SEARCH,
     RUNS,
@@ -145,6 +146,10 @@ def test_a_challenger_is_adopted_only_if_it_beats_the_incumbent_on_validation_an
         "the incumbent: the best finalist `y` does not beat it on test min",
     )
     assert adopted(ranked(lower_min), {})["a"][0] == "y"  # no incumbent: the best on validation
+    # the main report says which the steps train, not only which led on validation
+    section = "\n".join(search_section(lower_min, 80, "search/table.md", {"a": "x"}))
+    assert "Best by validation mean: `y` (a)." in section
+    assert "Adopted: a: `x`, the incumbent: the best finalist `y` does not beat it on test min." in section
 
 
 def test_the_table_says_adopted_only_once_every_finalist_has_its_finalist_seeds(tmp_path, monkeypatch):

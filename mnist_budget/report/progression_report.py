@@ -17,7 +17,7 @@ from mnist_budget.report import figures
 from mnist_budget.report.ablation import row_interval, row_sentence, unmeasured_steps, unmeasured_text
 from mnist_budget.report.history import per_seed
 from mnist_budget.report.paired import CONFIDENCE
-from mnist_budget.report.search_results import ranked
+from mnist_budget.report.search_results import adopted, ranked
 from mnist_budget.report.writeup import (
     Results,
     effect,
@@ -90,8 +90,9 @@ def verdict(m: dict[str, Any]) -> str:
     return f"it {accuracy}, {budget} the budget"
 
 
-def search_section(runs: pd.DataFrame, validation: int, table: str) -> list[str]:
-    """How the recipes were chosen: the search's finalists, ranked on validation."""
+def search_section(runs: pd.DataFrame, validation: int, table: str, incumbents: dict[str, str]) -> list[str]:
+    """How the recipes were chosen: the search's finalists, ranked on validation, and what
+    each budget adopted (a challenger must also beat its incumbent on test)."""
     summary = ranked(runs)
     finalists = summary[summary["test_count"] > 0]
     if finalists.empty:
@@ -112,6 +113,9 @@ def search_section(runs: pd.DataFrame, validation: int, table: str) -> list[str]
         }
     )
     chosen = ", ".join(f"`{c}` ({b})" for b, c in zip(best["budget"], best["candidate"]))
+    kept = "; ".join(
+        f"{budget}: `{name}`, {why}" for budget, (name, why) in adopted(summary, incumbents).items()
+    )
     return [
         "## How the recipes were chosen",
         "",
@@ -121,7 +125,9 @@ def search_section(runs: pd.DataFrame, validation: int, table: str) -> list[str]
             f"seed) and were ranked on those: each on {each_on}, then the best of each budget on more seeds "
             f"(successive halving, `python -m mnist_budget.tools.search`; every run in [the search's table]"
             f"({table})). Best by validation mean: {chosen}. Their test accuracy below was read "
-            "only after they were chosen. The steps of this report train on all the training images and "
+            "only after they were chosen. A challenger is adopted only if it also beats the budget's "
+            "incumbent (its recipe when the search began) on the same seeds on validation mean, test mean "
+            f"and test min. Adopted: {kept}. The steps of this report train on all the training images and "
             "are scored on the test set."
         ),
         "",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from mnist_budget.base.layout import Layout
 
@@ -41,6 +42,11 @@ class SearchRecord:
     runs: pd.DataFrame
     plans: Path  # the folder of its params.yaml (recipe) and candidates.yaml
     table: Path
+
+    def incumbents(self) -> dict[str, str]:
+        """Budget -> its incumbent (the recipe when the search began), from candidates.yaml."""
+        plan = yaml.safe_load((self.plans / "candidates.yaml").read_text())
+        return plan.get("incumbents") or {}
 
 
 def read_runs(path: Path = RUNS) -> pd.DataFrame:

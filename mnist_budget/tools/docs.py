@@ -209,8 +209,7 @@ def search_choice() -> str:
     and what each budget adopted (reports/search/runs.csv)."""
     record = deciding_search()
     summary = ranked(record.runs)
-    plan = yaml.safe_load((ROOT / record.plans / "candidates.yaml").read_text())
-    incumbents = plan.get("incumbents") or {}
+    incumbents = record.incumbents()
     chosen = adopted(summary, incumbents)
     rows = []
     for budget, group in summary[summary["test_count"] > 0].groupby("budget", sort=False):
