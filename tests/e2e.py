@@ -191,6 +191,7 @@ def build_project(tmp: Path) -> None:
         (root / PREVIOUS_SEARCH).mkdir()  # and no previous search's record either
         (root / PREVIOUS_SEARCH / "runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
         (root / PREVIOUS_SEARCH / "params.yaml").write_text(SEARCH_PARAMS)
+        (root / PREVIOUS_SEARCH / "candidates.yaml").write_text(CANDIDATES)
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
         run(["git", "add", "-A"], root, env)

@@ -29,6 +29,7 @@ from mnist_budget.config.step_config import (
     read_config,
     resolve,
 )
+from mnist_budget.report.search_results import adopted, deciding_search, ranked
 from mnist_budget.train.nets import ACTIVATIONS, BUILDERS, build_net
 from mnist_budget.train.optim import OPTIMIZER_FACTORIES, SCHEDULE_FACTORIES
 from mnist_budget.train.runtime import worker_count
@@ -406,7 +407,10 @@ def top_level_changes(before: dict, after: dict) -> list[str]:
 
 def test_each_step_of_the_progression_is_its_one_idea():
     """Each entry after the first holds one step key besides its description (the first:
-    none, the recipe is the skeleton's), and it changes the step before it."""
+    none, the recipe is the skeleton's), and it changes the step before it. The tiny step,
+    half the budget, is not an idea of the progression but the search's choice for that
+    budget: it holds the keys that choice changed over the final recipe (the search's own,
+    tests/test_search.py checks their values), a net and what it trains with."""
     params = load_params(REPO / "params.yaml")
     assert params["steps_build_on"] == "previous"
     entries = {
@@ -415,8 +419,17 @@ def test_each_step_of_the_progression_is_its_one_idea():
     names = list(entries)
     assert 6 <= len(names) <= 8 and entries[names[0]] == {}
     configs = {name: config_of(step) for name, step in load_steps(params).items()}
+    with contextlib.chdir(REPO):
+        record = deciding_search()
+        chosen = adopted(ranked(record.runs), record.incumbents())["tiny"][0]
+        plan = yaml.safe_load((record.plans / "candidates.yaml").read_text())
+    tiny = params["headline"]["tiny"]
+    assert names[-1] == tiny
     for previous, name in itertools.pairwise(names):
-        assert len(entries[name]) == 1, f"{name} holds {sorted(entries[name])}: one idea per step"
+        if name == tiny:
+            assert sorted(entries[name]) == sorted(plan["budgets"]["tiny"]["candidates"][chosen])
+        else:
+            assert len(entries[name]) == 1, f"{name} holds {sorted(entries[name])}: one idea per step"
         assert top_level_changes(configs[previous], configs[name]) == list(entries[name])
 
 
