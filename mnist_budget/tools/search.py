@@ -183,8 +183,8 @@ class Finished:
     params: int
     val_accuracy: dict[int, float]
     test_accuracy: dict[int, float]
-    # the last epoch's, on that epoch's augmented images as the live weights trained (how far
-    # below val_accuracy it sits shows how much the regularization holds the net back)
+    # the last epoch's, on that epoch's augmented images as the live weights trained (not the
+    # weight average that val_accuracy scores on clean images)
     train_accuracy: dict[int, float]
 
 
