@@ -2,7 +2,9 @@
 
     python -m stages.ablation [--pipeline ablation]
 
-Reads the arms as `resolve` drew them from the progression (reports/ablation/resolved.json) and each arm's history; writes
+Reads the arms as `resolve` drew them from the progression (reports/ablation/resolved.json),
+each arm's history, and the baseline's: the main pipeline's final step, trained there on the
+same seeds (reports/steps/<final>/history.csv); writes
 reports/ablation/effects.csv (one row per idea: the mean paired difference of final-epoch
 test accuracy, its 95% interval, n and a verdict), which the main report quotes, with
 report.md and figures/effects.png, all at once.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from mnist_budget.base.atomic_files import read_json, write_all
-from mnist_budget.base.layout import Layout
+from mnist_budget.base.layout import MAIN_LAYOUT, Layout
 from mnist_budget.config.ablation_config import Arm
 from mnist_budget.report import figures
 from mnist_budget.report.ablation import ABLATION, effects_table, final_accuracies, write_report
@@ -26,9 +28,9 @@ def main(layout: Layout = ABLATION) -> None:
     resolved = read_json(layout.resolved)  # the arms as `resolve` drew them from the progression
     baseline, descriptions = resolved["baseline"], resolved["steps"]
     arms = {name: Arm(**arm) for name, arm in resolved["arms"].items()}
-    accuracies = {}
-    for name in descriptions:
-        seeds = tuple(read_json(layout.config(name))["seeds"])
+    seeds = tuple(resolved["seeds"])
+    accuracies = {baseline: final_accuracies(load_history(MAIN_LAYOUT, resolved["baseline_step"], seeds))}
+    for name in arms:
         accuracies[name] = final_accuracies(load_history(layout, name, seeds))
     table = effects_table(baseline, arms, accuracies)
     write_all(

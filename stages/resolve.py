@@ -71,7 +71,10 @@ def main(layout: Layout = MAIN_LAYOUT, ablation_params: Path | None = None) -> N
     if "progression" in params:  # the ablation's arms, drawn from a progression's params
         ablation = load_ablation(params)
         steps = {name: parse_step(name, entry) for name, entry in ablation.entries.items()}
+        # the baseline: the main pipeline's final step, read from its history (`stages.ablation`)
         resolved["baseline"] = ablation.baseline
+        resolved["baseline_step"] = ablation.final
+        resolved["seeds"] = ablation.seeds
         resolved["arms"] = {name: asdict(arm) for name, arm in ablation.arms.items()}
     else:
         steps = load_steps(params)
@@ -89,8 +92,11 @@ def main(layout: Layout = MAIN_LAYOUT, ablation_params: Path | None = None) -> N
         except ParamsError as error:
             raise ParamsError(f"without.{part} (the layers of {final.name} without it): {error}") from None
         without[part] = count_params(net)["params_total"]
+    descriptions = {name: step.description for name, step in steps.items()}
+    if "baseline" in resolved:
+        descriptions = {resolved["baseline"]: ablation.description, **descriptions}
     resolved = {
-        "steps": {name: step.description for name, step in steps.items()},
+        "steps": descriptions,
         "without": without,
         **resolved,
     }

@@ -17,10 +17,11 @@ from dvc.utils.hydra import apply_overrides
 from mnist_budget.base.errors import StageError
 from mnist_budget.config.ablation_config import Arm, load_ablation
 from mnist_budget.config.layer_spec import ACTIVATION_NAMES, LAYER_KINDS
-from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES
+from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES, steered_by_test
 from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.report_config import check_report_params
 from mnist_budget.config.step_config import (
+    NOT_IDEAS,
     STEP_KEYS,
     config_of,
     load_steps,
@@ -400,9 +401,9 @@ def test_what_the_reports_read_is_checked_before_training(changes, error):
 
 
 def top_level_changes(before: dict, after: dict) -> list[str]:
-    """The resolved config's top-level keys whose values differ (a resolved config holds no
-    description)."""
-    return [key for key in after if before.get(key) != after[key]]
+    """The resolved config's top-level keys whose values differ, but for the seeds that
+    measure it (a resolved config holds no description)."""
+    return [key for key in after if key not in NOT_IDEAS and before.get(key) != after[key]]
 
 
 def test_each_step_of_the_progression_is_its_one_idea():
@@ -414,7 +415,7 @@ def test_each_step_of_the_progression_is_its_one_idea():
     params = load_params(REPO / "params.yaml")
     assert params["steps_build_on"] == "previous"
     entries = {
-        name: {k: v for k, v in e.items() if k != "description"} for name, e in params["steps"].items()
+        name: {k: v for k, v in e.items() if k not in NOT_IDEAS} for name, e in params["steps"].items()
     }
     names = list(entries)
     assert 6 <= len(names) <= 8 and entries[names[0]] == {}
@@ -463,18 +464,22 @@ def committed_ablation() -> tuple[dict, dict, dict[str, dict]]:
     return main, ablation, configs
 
 
-def test_the_ablation_baseline_is_the_final_step_on_8_seeds_or_more():
+def test_the_headline_nets_and_the_ablation_train_8_seeds_or_more_and_the_baseline_once():
+    """One number per recipe: the final and tiny nets over 8 seeds or more, the ablation's
+    arms on the final net's seeds, its baseline that net's own history (no second training)."""
+    params = load_params(REPO / "params.yaml")
     main, ablation, configs = committed_ablation()
-    final = main[load_params(REPO / "params.yaml")["headline"]["final"]]
-    baseline = configs[ablation.baseline]
-    assert {**baseline, "seeds": []} == {**final, "seeds": []}
-    assert set(final["seeds"]) <= set(baseline["seeds"]) and len(baseline["seeds"]) >= 8
-    assert all(arm["seeds"] == baseline["seeds"] for arm in configs.values()), "every arm on the same seeds"
+    for role in ("final", "tiny"):
+        assert len(main[params["headline"][role]]["seeds"]) >= 8, role
+    final = main[params["headline"]["final"]]
+    assert ablation.final == params["headline"]["final"] and ablation.seeds == final["seeds"]
+    assert ablation.baseline not in configs
+    assert all(arm["seeds"] == final["seeds"] for arm in configs.values()), "every arm on the same seeds"
 
 
 def test_each_ablation_arm_takes_out_exactly_the_idea_its_step_adds():
     main, ablation, configs = committed_ablation()
-    baseline, names = configs[ablation.baseline], list(main)
+    baseline, names = main[ablation.final], list(main)
     for name, arm in ablation.arms.items():
         changed = top_level_changes(baseline, configs[name])
         assert len(changed) == 1, f"arm {name} changes {changed}: one idea per arm"
@@ -502,9 +507,9 @@ def write_ablation(folder: Path, **arms: dict) -> dict:
         },
         "headline": {"final": "s2", "tiny": "s3"},
     }
+    main["steps"]["s2"]["seeds"] = [1, 2]  # the final step: the ablation's seeds
     (folder / "params.yaml").write_text(yaml.safe_dump(main))
-    return {"progression": str(folder / "params.yaml"), "seeds": [1, 2], "baseline": "full",
-            "steps": {"full": {}, **arms}}  # fmt: skip
+    return {"progression": str(folder / "params.yaml"), "baseline": "full", "steps": arms}
 
 
 def test_an_arm_is_the_final_step_with_its_step_reverted_or_an_idea_added(tmp_path):
@@ -513,7 +518,10 @@ def test_an_arm_is_the_final_step_with_its_step_reverted_or_an_idea_added(tmp_pa
         **{"no-decay": {"removes": "decay", "step": "s2"}, "drop": {"adds": "dropout", "dropout": 0.1}},
     )
     ablation = load_ablation(params)
-    full, no_decay, drop = (ablation.entries[name] for name in ("full", "no-decay", "drop"))
+    assert (ablation.baseline, ablation.final, ablation.seeds) == ("full", "s2", [1, 2])
+    assert "full" not in ablation.entries  # read from the main pipeline's s2, never trained twice
+    full = {**resolve(load_params(tmp_path / "params.yaml"))["s2"], "description": ANY}
+    no_decay, drop = (ablation.entries[name] for name in ("no-decay", "drop"))
     assert full["optimizer"]["weight_decay"] == 0.001 and full["seeds"] == [1, 2] and "s3" not in str(full)
     assert no_decay == {**full, "optimizer": {**full["optimizer"], "weight_decay": 0.0}, "description": ANY}
     assert drop == {**full, "dropout": 0.1, "description": "The final step with dropout (dropout: 0.1)."}
@@ -532,12 +540,20 @@ def test_an_arm_is_the_final_step_with_its_step_reverted_or_an_idea_added(tmp_pa
         ({"x": {"adds": "dropout", "dropuot": 0.1}}, "steps.x.dropuot: unknown step key"),
         ({"x": {"adds": "dropout", "step": "s2", "dropout": 0.1}}, "steps.x.step: names the step that adds a removed idea"),
         ({"x": {}}, "steps.x: needs one of `removes` or `adds`"),
-        ({"full": {"adds": "dropout", "dropout": 0.1}}, "steps.full: the baseline is the final step as it is"),
+        ({"full": {}}, "steps.full: the baseline is s2 as the main pipeline trains it (its history is read, not retrained here): remove the entry"),
     ],
 )  # fmt: skip
 def test_an_arm_that_cannot_be_drawn_from_the_progression_is_named(tmp_path, arms, error):
     with pytest.raises(ParamsError, match=f"^{re.escape(error)}"):
         load_ablation(write_ablation(tmp_path, **arms))
+
+
+def test_an_ablation_takes_the_final_steps_seeds_and_names_its_own(tmp_path):
+    params = {**write_ablation(tmp_path), "seeds": [1, 2, 3]}
+    with pytest.raises(
+        ParamsError, match=r"^seeds: every arm trains the seeds of s2, the baseline \(steps\.s2\.seeds in "
+    ):
+        load_ablation(params)
 
 
 def test_an_ablation_whose_progression_is_missing_is_named(tmp_path):
@@ -546,3 +562,21 @@ def test_an_ablation_whose_progression_is_missing_is_named(tmp_path):
         ParamsError, match=f"^progression: {re.escape(str(tmp_path))}/nope.yaml: no such params file$"
     ):
         load_ablation(params)
+
+
+@pytest.mark.parametrize("name", ["plateau", "keras_plateau"])
+def test_an_accuracy_driven_schedule_watches_the_validation_split_or_asks_for_the_test_set(name):
+    """Never steered by the test set unless the step says so (and is marked for it)."""
+    assert error_of(entry(schedule={"name": name})) == (
+        f"steps.s1.schedule.watch: {name} watches the validation accuracy, but the step holds out no "
+        "`validation` images: set validation (10000, as the search) or watch: test (its results are then "
+        "marked as steered by the test set)"
+    )
+    held_out = parse_step("s1", entry(schedule={"name": name}, validation=1000))
+    assert held_out.schedule["watch"] == "validation" and not steered_by_test(held_out.schedule)
+    asked = parse_step("s1", entry(schedule={"name": name, "watch": "test"}))
+    assert steered_by_test(asked.schedule)
+    assert error_of(entry(schedule={"name": name, "watch": "train"}, validation=1000)) == (
+        "steps.s1.schedule.watch: must be one of validation, test"
+    )
+    assert "watch" not in parse_step("s1", entry(schedule={"name": "onecycle", "max_lr": 0.1})).schedule

@@ -8,7 +8,7 @@ to models/<name>/ and reports/<name>/, sharing data/ with the main one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 RAW_DIR = Path("data/raw")
 CHECKSUMS = Path("data/mnist.sha256")  # the decompressed IDX files' sha256, `sha256sum -c` format
@@ -16,6 +16,14 @@ PREPARED_DIR = Path("data/prepared")
 PREPARED_TENSORS = PREPARED_DIR / "mnist.pt"
 PREPARED_STATS = PREPARED_DIR / "stats.json"
 MAIN = "main"
+# What the train stage trained in this checkout: the sha256 of each history it wrote, out of
+# git (.gitignore) and of every stage, so that `agree` tells a re-run from a checked-out result.
+TRAINED_HERE = Path(".trained")
+
+
+def trained_mark(step_dir: Path | PurePosixPath) -> Path:
+    """reports/steps/<step> -> .trained/reports/steps/<step>.sha256"""
+    return TRAINED_HERE / Path(step_dir).with_suffix(".sha256")
 
 
 @dataclass(frozen=True)

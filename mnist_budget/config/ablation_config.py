@@ -1,11 +1,12 @@
 """The ablation's arms, derived from the progression: no recipe is copied by hand.
 
-ablation/params.yaml names its `baseline` arm (the main pipeline's final step, `headline.final`
-of params.yaml) and one entry per arm under `steps` (DVC runs one train stage per entry). An
-arm `removes` the idea that one `step` of the progression adds: the final step with that
-step's own entry set back to the step before it. Or it `adds` an idea that no step takes,
-with the step keys that put it in. Every arm trains the ablation's `seeds`, the same for all,
-so that each seed gives one paired difference.
+ablation/params.yaml names its `baseline` (the main pipeline's final step, `headline.final` of
+params.yaml, trained there: the ablation reads its history and trains no copy of it) and one
+entry per other arm under `steps` (DVC runs one train stage per entry). An arm `removes` the
+idea that one `step` of the progression adds: the final step with that step's own entry set
+back to the step before it. Or it `adds` an idea that no step takes, with the step keys that
+put it in. Every arm trains the final step's `seeds`, so that each seed gives one paired
+difference with the baseline.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from mnist_budget.config.params import Key, check_value, load_params, read_section, require
 from mnist_budget.config.report_config import load_headline
 from mnist_budget.config.step_config import (
+    NOT_IDEAS,
     NOT_TRAINED,
     STEP_KEYS,
     config_of,
@@ -45,10 +47,14 @@ class Arm:
 
 @dataclass(frozen=True)
 class Ablation:
-    """The baseline arm's name, what each other arm measures, and every arm's entry as a
-    step's, description included (what `resolve` validates and writes)."""
+    """The baseline's name and the main step it reads (trained there, not here), its
+    seeds, what each other arm measures, and each other arm's entry as a step's,
+    description included (what `resolve` validates and writes)."""
 
     baseline: str
+    final: str
+    seeds: list[int]
+    description: str
     arms: dict[str, Arm]
     entries: dict[str, dict[str, Any]]
 
@@ -79,14 +85,25 @@ def load_ablation(params: dict[str, Any]) -> Ablation:
     final = headline["final"]
     progression = resolve(main)
     names = list(progression)
-    seeds = check_value(params.get("seeds"), list, "seeds")
+    require(
+        "seeds" not in params,
+        "seeds",
+        f"every arm trains the seeds of {final}, the baseline (steps.{final}.seeds in {source}): "
+        "remove the key",
+    )
     entries = params.get("steps")
     require(
         isinstance(entries, dict) and bool(entries), "steps", "expected a mapping of arm -> what it measures"
     )
     baseline = check_value(params.get("baseline"), str, "baseline")
-    require(baseline in entries, "baseline", f"{baseline!r} is not an arm in `steps` ({', '.join(entries)})")
-    base = {**_trained_keys(progression[final]), "seeds": seeds}
+    require(
+        baseline not in entries,
+        f"steps.{baseline}",
+        f"the baseline is {final} as the main pipeline trains it (its history is read, not "
+        "retrained here): remove the entry",
+    )
+    base = _trained_keys(progression[final])
+    seeds = list(parse_step(final, progression[final]).seeds)
     arms: dict[str, Arm] = {}
     out = {}
     for name, entry in entries.items():
@@ -94,15 +111,6 @@ def load_ablation(params: dict[str, Any]) -> Ablation:
         require(isinstance(entry, dict), where, f"expected a mapping, got {entry!r}")
         spec = read_section({k: v for k, v in entry.items() if k in ARM_KEYS}, ARM_KEYS, where)
         changes = {k: v for k, v in entry.items() if k not in ARM_KEYS}
-        if name == baseline:
-            require(
-                not (spec["removes"] or spec["adds"] or changes),
-                where,
-                "the baseline is the final step as it is",
-            )
-            description = spec["description"] or f"The main pipeline's final step, {final}: every idea in."
-            out[name] = {**base, "description": description}
-            continue
         require(bool(spec["removes"]) != bool(spec["adds"]), where, "needs one of `removes` or `adds`")
         if spec["removes"]:
             step = spec["step"]
@@ -114,7 +122,7 @@ def load_ablation(params: dict[str, Any]) -> Ablation:
             )
             require(not changes, f"{where}.{next(iter(changes), '')}", "an arm that removes sets no step key")
             previous = names[names.index(step) - 1]
-            own = _trained_keys(main["steps"][step])
+            own = {key: value for key, value in main["steps"][step].items() if key not in NOT_IDEAS}
             before = config_of(parse_step(previous, progression[previous]))
             changes = _reverted(own, before)
             description = (
@@ -129,4 +137,5 @@ def load_ablation(params: dict[str, Any]) -> Ablation:
             description = f"The final step with {spec['adds']} ({shown})."
         arms[name] = Arm(spec["removes"] or spec["adds"], bool(spec["removes"]), spec["step"])
         out[name] = {**merged(base, changes), "description": spec["description"] or description}
-    return Ablation(baseline, arms, out)
+    description = f"The main pipeline's final step, {final}: every idea in (its history, trained there)."
+    return Ablation(baseline, final, seeds, description, arms, out)

@@ -10,6 +10,16 @@ from typing import Any
 from mnist_budget.config.params import REQUIRED, Key, require
 
 LR = Key(float, REQUIRED, "learning rate")
+# What an accuracy-driven schedule watches. `test` lets the test set steer the training, so
+# the test accuracy no longer measures it: allowed only when asked for, and its results
+# are marked "steered by the test set" (reports, `agree`).
+WATCHED_SETS = ("validation", "test")
+WATCH = Key(
+    str,
+    "validation",
+    "the set whose epoch accuracy it watches: `validation` (needs the step's `validation` images) "
+    "or `test` (results marked steered by the test set)",
+)
 
 # Optimizer name -> its keys besides `name`.
 OPTIMIZERS: dict[str, dict[str, Key]] = {
@@ -28,7 +38,7 @@ OPTIMIZERS: dict[str, dict[str, Key]] = {
 class ScheduleKind:
     doc: str
     keys: dict[str, Key]  # besides `name`
-    steps_on: str  # "batch", "epoch" or "accuracy" (the epoch's validation, else test, accuracy); "never"
+    steps_on: str  # "batch", "epoch" or "accuracy" (the epoch's accuracy on the set it `watch`es); "never"
 
 
 SCHEDULES: dict[str, ScheduleKind] = {
@@ -58,13 +68,13 @@ SCHEDULES: dict[str, ScheduleKind] = {
     ),
     # torch's ReduceLROnPlateau on the per-epoch accuracy, as the seed notebooks use it
     "plateau": ScheduleKind(
-        "ReduceLROnPlateau on the epoch's validation accuracy (test accuracy without `validation`)",
-        {"factor": Key(float, 0.1), "patience": Key(int, 2), "min_lr": Key(float, 0.0)},
+        "ReduceLROnPlateau on the epoch's accuracy",
+        {"factor": Key(float, 0.1), "patience": Key(int, 2), "min_lr": Key(float, 0.0), "watch": WATCH},
         "accuracy",
     ),
     "keras_plateau": ScheduleKind(
         "the Keras challenge's rule: cut when accuracy has not beaten its value `window` epochs ago",
-        {"factor": Key(float, 0.5), "window": Key(int, 3), "min_lr": Key(float, 0.0)},
+        {"factor": Key(float, 0.5), "window": Key(int, 3), "min_lr": Key(float, 0.0), "watch": WATCH},
         "accuracy",
     ),
 }
@@ -76,7 +86,9 @@ def check_optimizer(settings: dict[str, Any], where: str) -> None:
     require(settings["weight_decay"] >= 0, f"{where}.weight_decay", "must be >= 0")
 
 
-def check_schedule(settings: dict[str, Any], where: str) -> None:
+def check_schedule(settings: dict[str, Any], where: str, validation: int) -> None:
+    """A schedule's values; `validation`: the step's held-out images, which an
+    accuracy-driven schedule watches unless it asks for the test set."""
     name = settings["name"]
     if name == "step":
         require(settings["step_size"] >= 1, f"{where}.step_size", "must be at least 1")
@@ -104,6 +116,22 @@ def check_schedule(settings: dict[str, Any], where: str) -> None:
     for key in ("gamma", "factor"):
         if key in settings:
             require(0 < settings[key] < 1, f"{where}.{key}", "must be in (0, 1)")
+    if "watch" in settings:
+        require(
+            settings["watch"] in WATCHED_SETS, f"{where}.watch", f"must be one of {', '.join(WATCHED_SETS)}"
+        )
     for key in ("patience", "window"):
         if key in settings:
             require(settings[key] >= 1, f"{where}.{key}", "must be at least 1")
+    require(
+        settings.get("watch") != "validation" or validation > 0,
+        f"{where}.watch",
+        f"{name} watches the validation accuracy, but the step holds out no `validation` images: "
+        "set validation (10000, as the search) or watch: test (its results are then marked as "
+        "steered by the test set)",
+    )
+
+
+def steered_by_test(schedule: dict[str, Any]) -> bool:
+    """Whether the test accuracy steered the schedule: then it no longer measures the step alone."""
+    return schedule.get("watch") == "test"

@@ -113,6 +113,9 @@ STEP_KEYS: dict[str, Key] = {f.name: f.metadata["key"] for f in STEP_FIELDS}
 # Read by the reports, never by training: left out of the resolved config, so rewording
 # a description retrains nothing.
 NOT_TRAINED = ("description",)
+# Keys of a step's entry that are no idea of a progression: its prose, and how many seeds
+# measure it (the headline's nets train more). The ablation takes out the rest.
+NOT_IDEAS = (*NOT_TRAINED, "seeds")
 # Keys that once were step keys, and what replaced them.
 RETIRED_KEYS = {
     "seed": "is now `seeds`, a list: seeds: [1]",
@@ -177,7 +180,7 @@ def parse_step(name: str, entry: Any) -> StepConfig:
     schedule = _named(
         values["schedule"], {name: kind.keys for name, kind in SCHEDULES.items()}, f"{where}.schedule"
     )
-    check_schedule(schedule, f"{where}.schedule")
+    check_schedule(schedule, f"{where}.schedule", values["validation"])
     augment = read_section(values["augment"], AUGMENT, f"{where}.augment")
     for key, value in augment.items():
         require(value >= 0, f"{where}.augment.{key}", "must be >= 0")

@@ -51,11 +51,14 @@ class ReportStage:
 class SubPipeline:
     """What a sub-pipeline adds to the root's stages: its report stage, if any, whether it
     keeps models (without, `train` writes histories alone and nothing evaluates), and the
-    sections of another params file that its resolve stage reads too."""
+    sections of another params file that its resolve stage reads too, and the `vars` its
+    paths interpolate."""
 
     report: ReportStage | None = None
     keeps_models: bool = True
     reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # values of other params files its paths name (DVC's `vars`: `${headline.final}`)
+    vars: tuple[str, ...] = ()
 
 
 # compare validates the claims against every step and gpu step, as resolved over the recipe
@@ -76,16 +79,19 @@ SUB_PIPELINES: dict[str, SubPipeline] = {
     # results in git (histories, no model) and a fresh clone's `dvc repro` skips it; its
     # arms are drawn from the main progression (`progression: params.yaml`) by `resolve`,
     # which writes what the report reads
+    # its baseline is the main pipeline's final step, trained once there on the same seeds:
+    # its report reads that step's history, and trains no baseline of its own
     "ablation": SubPipeline(
         ReportStage(
             "report",
             "stages.ablation",
-            (),
+            ("reports/steps/${headline.final}/history.csv",),
             (),
             ("report.md", "effects.csv", "figures"),
         ),
         keeps_models=False,
         reads={"params.yaml": ("recipe", "steps_build_on", "steps", "headline")},
+        vars=("../params.yaml:headline",),
     ),
 }
 
@@ -280,7 +286,8 @@ def sub_pipeline(name: str) -> str:
         f"# {written}. Written by `python -m mnist_budget.tools.dvc_yaml` from the root\n"
         "# dvc.yaml's resolve, train and evaluate stages: edit those, then run it.\n"
     )
-    return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=110)
+    body = {"vars": list(pipeline.vars)} if pipeline.vars else {}
+    return header + yaml.safe_dump({**body, "stages": stages}, sort_keys=False, width=110)
 
 
 def main() -> None:

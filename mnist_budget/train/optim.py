@@ -87,8 +87,8 @@ class Schedule:
             self.scheduler.step()
 
     def after_epoch(self, accuracy: float) -> None:
-        """`accuracy`: the epoch's validation accuracy, or its test accuracy without a
-        validation split (as the seed notebooks monitor it)."""
+        """`accuracy`: the epoch's accuracy on the set the schedule watches (validation, or
+        test where the step asks for it, as the seed notebooks monitor it)."""
         if self.steps_on == "epoch":
             self.scheduler.step()
         elif self.steps_on == "accuracy":

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_budget.base.errors import StageError
+from mnist_budget.config.optim_spec import steered_by_test
 from mnist_budget.config.step_config import StepConfig
 from mnist_budget.train.augment import augment
 from mnist_budget.train.dataset import Mnist
@@ -145,8 +146,10 @@ def fit(
                 loss=f"{train_loss:.4f}",
                 **{k: f"{v:.2%}" for k, v in {**shown, "test": row["test_accuracy"]}.items()},
             )
-        # accuracy-driven schedules watch the validation set when there is one
-        schedule.after_epoch(row.get("val_accuracy", row["test_accuracy"]))
+        # an accuracy-driven schedule watches the validation set, or the test set where the
+        # step asked for it (`watch: test`, checked by `resolve`)
+        watched = "test_accuracy" if steered_by_test(step.schedule) else "val_accuracy"
+        schedule.after_epoch(row.get(watched))
         history.append({key: round(value, 6) for key, value in row.items()})
         history[-1]["lr"] = lr  # at the start of the epoch (per-batch schedules move within it)
     return history, scored

@@ -1,0 +1,162 @@
+"""How often `agree` calls a faithful re-run different, and whether it catches broken ones.
+
+    python -m benchmarks.agree_calibration [--rerun benchmarks/native-rerun] [--out benchmarks/agree_calibration.md]
+
+Faithful re-runs: each 8-seed arm of the ablation (its baseline, the main pipeline's final
+step, and every other arm) split into two halves of 4 seeds, in all 70 ways: one half
+committed, the other the re-run, every arm at once, as one `agree` of 8 steps. Counted: how
+often each step is called beyond the noise, and the whole re-run "differs".
+
+Broken re-runs, from the same splits: in one arm at a time (every split x arm), one re-run
+seed at chance (10%), one seed 0.5 pp low, or every seed 0.2 pp low; and every seed of every
+arm 0.2 pp low at once. Counted: how often the verdict is "differs" naming that arm.
+
+A real re-run with other bytes (`--rerun`: a folder holding a re-run's reports/, such as
+the main pipeline trained with `kernels: native`): `agree`'s verdict on it against HEAD. No
+training here: it reads committed histories, in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+from mnist_budget.base.atomic_files import read_json, write_text
+from mnist_budget.base.layout import MAIN_LAYOUT
+from mnist_budget.report.ablation import ABLATION, CHANCE, final_accuracies
+from mnist_budget.report.agreement import ALPHA, StepRun, verdict
+from mnist_budget.tools.agree import compare
+
+HALF = 4
+FAULTS = {
+    "a seed at chance": lambda now: {**now, 1: CHANCE},
+    "a seed 0.5 pp low": lambda now: {**now, 1: now[1] - 0.005},
+    "every seed 0.2 pp low": lambda now: {seed: value - 0.002 for seed, value in now.items()},
+}
+
+
+def eight_seed_arms() -> dict[str, list[float]]:
+    """Each arm's final accuracies in seed order: the baseline from the main pipeline's
+    final step, the others from the ablation's histories."""
+    resolved = read_json(ABLATION.resolved)
+    histories = {resolved["baseline"]: MAIN_LAYOUT.history(resolved["baseline_step"])}
+    histories |= {arm: ABLATION.history(arm) for arm in resolved["arms"]}
+    arms = {}
+    for arm, path in histories.items():
+        finals = final_accuracies(pd.read_csv(path))
+        assert len(finals) == 2 * HALF, f"{path}: {len(finals)} seeds, not {2 * HALF}"
+        arms[arm] = list(finals.values())
+    return arms
+
+
+def split_runs(arms: dict[str, list[float]], committed: tuple[int, ...]) -> list[StepRun]:
+    """One faithful re-run: the seeds at `committed` (indices) as committed, the rest as the
+    re-run, renumbered 1-4 on both sides."""
+    rerun = [i for i in range(2 * HALF) if i not in committed]
+    return [
+        StepRun(
+            "ablation",
+            arm,
+            {n + 1: values[i] for n, i in enumerate(committed)},
+            {n + 1: values[i] for n, i in enumerate(rerun)},
+        )
+        for arm, values in arms.items()
+    ]
+
+
+def flagged(runs: list[StepRun]) -> set[str]:
+    result = verdict(runs, [])
+    return {r.step for r in runs if f"ablation {r.step}" in result.closing} if result.exit_code else set()
+
+
+def calibrate(arms: dict[str, list[float]]) -> tuple[list[str], dict[str, float]]:
+    splits = list(itertools.combinations(range(2 * HALF), HALF))
+    per_arm = dict.fromkeys(arms, 0)
+    overall = 0
+    caught = {fault: dict.fromkeys(arms, 0) for fault in FAULTS}
+    everywhere = 0
+    for committed in splits:
+        runs = split_runs(arms, committed)
+        alarms = flagged(runs)
+        overall += bool(alarms)
+        for arm in alarms:
+            per_arm[arm] += 1
+        for fault, breaks in FAULTS.items():
+            for i, run in enumerate(runs):
+                broken = [
+                    *runs[:i],
+                    StepRun(run.pipeline, run.step, run.then, breaks(run.now)),
+                    *runs[i + 1 :],
+                ]
+                caught[fault][run.step] += run.step in flagged(broken)
+        everywhere += bool(
+            flagged(
+                [StepRun(r.pipeline, r.step, r.then, FAULTS["every seed 0.2 pp low"](r.now)) for r in runs]
+            )
+        )
+    n = len(splits)
+    at_chance = [arm for arm, values in arms.items() if statistics.fmean(values) < 2 * CHANCE]
+    lines = [
+        f"## Faithful re-runs: {len(arms)} arms of 8 seeds, split into 4 committed + 4 re-run in all {n} ways",
+        "",
+        f'Overall false alarms (the re-run called "differs"): **{overall} of {n} ({overall / n:.1%})**; '
+        + f"the rule allows at most {ALPHA:.0%}.",
+        "",
+        "| arm | mean | seed std | false alarms | " + " | ".join(FAULTS) + " |",
+        "|---|---|---|---|" + "---|" * len(FAULTS),
+    ]
+    for arm, values in arms.items():
+        lines.append(
+            f"| `{arm}` | {statistics.fmean(values):.2%} | {100 * statistics.stdev(values):.3f} pp | "
+            f"{per_arm[arm]} of {n} | " + " | ".join(f"{caught[f][arm] / n:.0%}" for f in FAULTS) + " |"
+        )
+    trained = [arm for arm in arms if arm not in at_chance]
+    rates = {f: sum(caught[f][a] for a in trained) / (n * len(trained)) for f in FAULTS}
+    lines += [
+        "",
+        f"Broken re-runs, the fault in one arm at a time ({n} splits x arm), caught where the verdict "
+        f"names that arm; over the {len(trained)} trained arms (not {', '.join(f'`{a}`' for a in at_chance)}, at chance): "
+        + "; ".join(f"{fault} **{rate:.0%}**" for fault, rate in rates.items())
+        + f". Every seed of every arm 0.2 pp low at once: caught in **{everywhere} of {n}** splits.",
+    ]
+    return lines, {"false_alarms": overall / n, **rates, "everywhere": everywhere / n}
+
+
+def real_rerun(folder: Path) -> list[str]:
+    runs, alone = compare("HEAD", folder)
+    result = verdict(runs, alone)
+    machines = {str(r.machines[1]) for r in runs if not r.identical}
+    return [
+        f"## A real re-run with other bytes: `{folder}`",
+        "",
+        f"`python -m mnist_budget.tools.agree --here {folder}` (against HEAD), made on: {', '.join(sorted(machines))}",
+        "",
+        "```",
+        *result.lines,
+        result.closing,
+        "```",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rerun", type=Path, default=Path("benchmarks/native-rerun"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/agree_calibration.md"))
+    args = parser.parse_args()
+    lines, _ = calibrate(eight_seed_arms())
+    if (args.rerun / MAIN_LAYOUT.reports).is_dir():
+        lines += ["", *real_rerun(args.rerun)]
+    header = f"# `agree` calibrated (`python -m benchmarks.agree_calibration`; {platform.python_version()})"
+    write_text(args.out, "\n".join([header, "", *lines]) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
