@@ -7,7 +7,8 @@ each arm's history, and the baseline's: the main pipeline's final step, trained 
 same seeds (reports/steps/<final>/history.csv); writes
 reports/ablation/effects.csv (one row per idea: the mean paired difference of final-epoch
 test accuracy, its 95% interval, n and a verdict), which the main report quotes, with
-report.md and figures/effects.png, all at once.
+baseline.json (the final step's config the effects were measured on), report.md and
+figures/effects.png, all at once.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ def main(layout: Layout = ABLATION) -> None:
     resolved = read_json(layout.resolved)  # the arms as `resolve` drew them from the progression
     baseline, descriptions = resolved["baseline"], resolved["steps"]
     arms = {name: Arm(**arm) for name, arm in resolved["arms"].items()}
-    seeds = tuple(resolved["seeds"])
-    accuracies = {baseline: final_accuracies(load_history(MAIN_LAYOUT, resolved["baseline_step"], seeds))}
+    seeds, final = tuple(resolved["seeds"]), resolved["baseline_step"]
+    accuracies = {baseline: final_accuracies(load_history(MAIN_LAYOUT, final, seeds))}
     for name in arms:
         accuracies[name] = final_accuracies(load_history(layout, name, seeds))
     table = effects_table(baseline, arms, accuracies)
     write_all(
         {
             layout.reports / "effects.csv": table.to_csv(index=False).encode(),
+            # the recipe the effects were measured on, for the main report to check against
+            layout.reports / "baseline.json": MAIN_LAYOUT.config(final).read_bytes(),
             layout.reports / "report.md": write_report(
                 layout, baseline, table, accuracies, descriptions
             ).encode(),

@@ -44,9 +44,8 @@ def main(
         search = record.runs, validation, table, record.incumbents()
     if ablation_reports:  # the evidence of each idea: the ablation's rows, and the recipe they measured
         effects = load_effects(ablation_reports / EFFECTS.name)
-        baseline = effects["baseline"].iloc[0] if len(effects) else ""
-        config = ablation_reports / "configs" / f"{baseline}.json"
-        ablation = progression_report.Ablation(effects, read_json(config) if baseline else {})
+        baseline = ablation_reports / "baseline.json"  # the final step's config it measured
+        ablation = progression_report.Ablation(effects, read_json(baseline) if len(effects) else {})
     without = read_json(layout.resolved)["without"]
     report = progression_report.write_report(results, headline, search, ablation, without)
     replace_report(results, final, report, figures)

@@ -33,7 +33,7 @@ from tests.e2e import STEPS, edited_files, output_bytes, run, stages_ran, tracke
 pytestmark = pytest.mark.e2e  # a real dvc on a project copy
 
 
-SEEDS = [1, 2]
+SEEDS = {"tiny-a": [1, 2], "tiny-b": [1, 2, 3]}  # the final net (and the ablation) on one more
 
 METRIC_KEYS = {
     "seeds",
@@ -50,7 +50,7 @@ METRIC_KEYS = {
     "meets",
 }
 
-ABLATION_ARMS = ("full", "no-sgd", "with-dropout")
+ABLATION_ARMS = ("no-sgd", "with-dropout")  # and its baseline, tiny-b's own history
 
 
 def test_every_output_exists(project):
@@ -80,10 +80,11 @@ def test_every_output_exists(project):
         "reports/ablation/report.md",
         "reports/ablation/figures/effects.png",
         *(f"reports/ablation/configs/{arm}.json" for arm in ABLATION_ARMS),
+        "reports/ablation/baseline.json",
         "reports/ablation/resolved.json",
     ]
     for step in STEPS:
-        expected += [f"models/{step}/seed{seed}.pt2" for seed in SEEDS]
+        expected += [f"models/{step}/seed{seed}.pt2" for seed in SEEDS[step]]
         expected += [
             f"reports/steps/{step}/{name}"
             for name in ("history.csv", "metrics.json", "confusion.csv", "summary.md")
@@ -112,6 +113,9 @@ def test_the_ablation_runs_before_the_report_that_quotes_it_and_keeps_no_model(p
     ran = [line for line in first.stdout.splitlines() if line.startswith("Running stage")]
     arms = [f"Running stage 'ablation/dvc.yaml:train@{arm}':" for arm in ABLATION_ARMS]
     assert set(arms) <= set(ran)
+    # its baseline is the final step, trained once, by the main pipeline
+    assert not any("ablation/dvc.yaml:train@full" in line for line in ran)
+    assert ran.index("Running stage 'train@tiny-b':") < ran.index("Running stage 'ablation/dvc.yaml:report':")
     assert ran.index("Running stage 'ablation/dvc.yaml:report':") < ran.index("Running stage 'report':")
     assert not (root / "models/ablation").exists()
     for arm in ABLATION_ARMS:
@@ -134,6 +138,7 @@ def test_the_ablation_rows_are_the_paired_differences_of_the_histories(project):
         ]
         for arm in ABLATION_ARMS
     }
+    final["full"] = pd.read_csv(root / "reports/steps/tiny-b/history.csv").set_index("seed")["test_accuracy"]
     effects = pd.read_csv(root / "reports/ablation/effects.csv").set_index("arm")
     assert list(effects.index) == ["no-sgd", "with-dropout"]
     for arm, row in effects.iterrows():
@@ -226,7 +231,7 @@ def test_a_teammate_pulls_every_result_and_trains_nothing(project, tmp_path):
             == []
         )
         for step in STEPS:
-            for seed in SEEDS:
+            for seed in SEEDS[step]:
                 model = f"models/{step}/seed{seed}.pt2"
                 assert (clone / model).read_bytes() == (root / model).read_bytes()
 
@@ -278,11 +283,13 @@ def test_metrics_have_the_keys_and_sane_values(project):
     for step in STEPS:
         metrics = json.loads((root / f"reports/steps/{step}/metrics.json").read_text())
         assert METRIC_KEYS <= set(metrics)
-        assert metrics["seeds"] == SEEDS
+        assert metrics["seeds"] == SEEDS[step]
         accuracy = metrics["test_accuracy"]
         assert set(accuracy) == {"mean", "min", "max", "std", "per_seed"}
-        assert list(accuracy["per_seed"]) == ["1", "2"]
-        assert accuracy["mean"] == pytest.approx(sum(accuracy["per_seed"].values()) / 2, abs=1e-6)
+        assert list(accuracy["per_seed"]) == [str(seed) for seed in SEEDS[step]]
+        assert accuracy["mean"] == pytest.approx(
+            sum(accuracy["per_seed"].values()) / len(SEEDS[step]), abs=1e-6
+        )
         assert accuracy["min"] == min(accuracy["per_seed"].values())
         assert metrics["epochs"] == 1 and metrics["best_epoch"] == 1
         assert metrics["params_total"] == metrics["params_trainable"] + metrics["params_non_trainable"]
@@ -292,7 +299,7 @@ def test_metrics_have_the_keys_and_sane_values(project):
         assert metrics["meets"]["every_seed"] == (accuracy["min"] >= 0.3)  # the test params' target
         assert metrics["meets"]["params"] and metrics["meets"]["epochs"]
         history = pd.read_csv(root / f"reports/steps/{step}/history.csv")
-        assert list(history["seed"]) == SEEDS  # one epoch each
+        assert list(history["seed"]) == SEEDS[step]  # one epoch each
         # each exported model scores exactly what training measured at its last epoch
         for seed, row in history.set_index("seed").iterrows():
             assert accuracy["per_seed"][str(seed)] == pytest.approx(row["test_accuracy"], abs=1e-6)
@@ -314,9 +321,9 @@ def test_headline_over_seeds(project):
     headline = json.loads((project[0] / "reports/headline.json").read_text())
     assert set(headline) == {"final", "tiny"}
     final = headline["final"]
-    assert final["step"] == "tiny-b" and final["seeds"] == SEEDS and final["epochs"] == 1
+    assert final["step"] == "tiny-b" and final["seeds"] == SEEDS["tiny-b"] and final["epochs"] == 1
     accuracies = final["test_accuracies"]
-    assert final["mean"] == pytest.approx(sum(accuracies) / 2)
+    assert final["mean"] == pytest.approx(sum(accuracies) / 3)
     assert final["min"] == min(accuracies)
     assert "| final: `tiny-b`" in (project[0] / "reports/report.md").read_text()
 

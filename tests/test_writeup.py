@@ -3,12 +3,14 @@ never present a model missing the target on one seed as simply meeting it."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
+from mnist_budget.base.layout import MAIN_LAYOUT
 from mnist_budget.config.step_config import Target
 from mnist_budget.report.history import meets, over_seeds
 from mnist_budget.report.progression_report import verdict
-from mnist_budget.report.writeup import effect, effect_text
+from mnist_budget.report.writeup import Results, effect, effect_text, progression_table, step_section
 
 TARGET = Target(test_accuracy=0.994, max_params=8000, max_epochs=15)
 
@@ -61,3 +63,38 @@ def test_a_mean_above_the_target_with_one_seed_below_is_said_so():
     )
     assert verdict(step({1: 0.995, 2: 0.996})) == "it meets the target on every seed, within the budget"
     assert verdict(step({1: 0.990}, params=9000)) == "it does not meet the target, outside the budget"
+
+
+def test_a_step_whose_schedule_watched_the_test_set_is_marked_in_the_table_and_its_result():
+    metrics = {
+        **step({1: 0.9949, 2: 0.9951}),
+        "best_test_accuracy": 0.9952,
+        "best_epoch": 14,
+        "train_accuracy": 0.99,
+        "params_trainable": 7000,
+        "params_non_trainable": 592,
+        "macs": 100,
+        "receptive_field": 18,
+        "min_test_accuracy_last_3": 0.99,
+        "first_epoch_at_target": None,
+    }
+    entries = {
+        "watched": {"schedule": {"name": "plateau", "watch": "test"}},
+        "held-out": {"schedule": {"name": "plateau", "watch": "validation"}},
+    }
+    history = pd.DataFrame(
+        [{"seed": seed, "epoch": epoch, "test_accuracy": 0.99, "train_accuracy": 0.99, "test_loss": 0.03,
+          "train_loss": 0.03} for seed in (1, 2) for epoch in (1, 2, 3)]
+    )  # fmt: skip
+    results = Results(
+        MAIN_LAYOUT, TARGET, entries, dict.fromkeys(entries, "why"), dict.fromkeys(entries, metrics),
+        dict.fromkeys(entries, history),
+    )  # fmt: skip
+    table = progression_table(results, list(entries)).splitlines()
+    assert "| `watched` (steered by the test set) |" in table[2]
+    assert "| `held-out` " in table[3] and "steered" not in table[3]
+    result = next(line for line in step_section(results, "watched", None) if line.startswith("**Result.**"))
+    assert result.startswith(
+        "**Result.** **Steered by the test set**: its schedule watched the test accuracy"
+    )
+    assert not any("Steered" in line for line in step_section(results, "held-out", "watched"))

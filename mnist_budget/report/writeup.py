@@ -11,6 +11,7 @@ import pandas as pd
 
 from mnist_budget.base.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.base.layout import MAIN, Layout
+from mnist_budget.config.optim_spec import steered_by_test
 from mnist_budget.config.step_config import Target, load_target
 from mnist_budget.report.history import LAST_EPOCHS, load_history, mean_curve, per_seed
 from mnist_budget.report.paired import CONFIDENCE, Effect, paired_effect, points
@@ -166,9 +167,10 @@ def progression_table(results: Results, names: list[str]) -> str:
     rows = []
     for previous, name in zip([None, *names], names):
         m = results.metrics[name]
+        steered = " (steered by the test set)" if steered_by_test(results.entries[name]["schedule"]) else ""
         rows.append(
             {
-                "step": f"`{name}`",
+                "step": f"`{name}`{steered}",
                 "params": f"{m['params_total']:,}",
                 "epochs": m["epochs"],
                 "seeds": ", ".join(map(str, m["seeds"])),
@@ -189,13 +191,19 @@ def step_section(results: Results, name: str, previous: str | None, evidence: st
     m = results.metrics[name]
     accuracy = m["test_accuracy"]
     seeds = ", ".join(f"{a:.2%} (seed {seed})" for seed, a in per_seed(accuracy).items())
+    steered = (
+        "**Steered by the test set**: its schedule watched the test accuracy (`schedule.watch: test`), "
+        "so the test set chose its learning rates and no longer measures it alone. "
+        if steered_by_test(results.entries[name]["schedule"])
+        else ""
+    )
     return [
         f"### `{name}`",
         "",
         f"**Target.** {results.descriptions[name]}",
         "",
         (
-            f"**Result.** {m['params_total']:,} parameters ({m['params_trainable']:,} trainable, "
+            f"**Result.** {steered}{m['params_total']:,} parameters ({m['params_trainable']:,} trainable, "
             f"{m['params_non_trainable']:,} non-trainable), {m['macs']:,} multiply-accumulates per image, "
             f"receptive field {m['receptive_field']} before global pooling. Final test accuracy "
             f"**{accuracy['mean']:.2%}** mean over {seeds_text(m['seeds'])} after {m['epochs']} epochs "

@@ -85,9 +85,9 @@ SUB_PIPELINES: dict[str, SubPipeline] = {
         ReportStage(
             "report",
             "stages.ablation",
-            ("reports/steps/${headline.final}/history.csv",),
+            ("reports/steps/${headline.final}/history.csv", "reports/configs/${headline.final}.json"),
             (),
-            ("report.md", "effects.csv", "figures"),
+            ("report.md", "effects.csv", "baseline.json", "figures"),
         ),
         keeps_models=False,
         reads={"params.yaml": ("recipe", "steps_build_on", "steps", "headline")},
