@@ -9,6 +9,11 @@ the verdicts on the mean and on every seed), confusion.csv (the first
 seed's predictions) and summary.md (layer table), all three or none. A model file that is
 damaged, or was trained with another config than the step's (another step's file copied
 in), stops the stage with the command that retrains it.
+
+The models are scored on the device that scored the history (its made_on.json), so that
+both give the same final accuracies. Where that device is not here (trained on a GPU,
+evaluated on a laptop), they are scored on the CPU, and metrics.json adds `scored_on`: the
+history's final accuracy and this one, seed by seed, with a note where they differ.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from mnist_budget.report.history import history_metrics, load_history, meets, ov
 from mnist_budget.train.dataset import load_mnist
 from mnist_budget.train.model_file import DamagedModelFile, load_model
 from mnist_budget.train.model_stats import count_params, layer_rows, receptive_field
-from mnist_budget.train.scoring import accuracy, predict
+from mnist_budget.train.scoring import accuracy, as_trained, predict, scoring_device
 from stages.cli import pipeline_parser, stage_main
 
 
@@ -74,6 +79,31 @@ def load_trained(layout: Layout, name: str, seed: int, config: dict, recorded: d
     return model
 
 
+def history_device(layout: Layout, name: str) -> str:
+    """The device the step's history was scored on, as the train stage recorded it beside the
+    history (`runtime.made_on`); "cpu" for a history with no such record."""
+    path = layout.made_on(name)
+    return str(read_json(path).get("device", "cpu")) if path.is_file() else "cpu"
+
+
+def final_accuracies(history: pd.DataFrame) -> dict[int, float]:
+    """Each seed's test accuracy at its last epoch, as the training scored it."""
+    last = history[history["epoch"] == history["epoch"].max()]
+    return {int(seed): float(value) for seed, value in zip(last["seed"], last["test_accuracy"])}
+
+
+def history_disagrees(history: pd.DataFrame, accuracies: dict[int, float]) -> str:
+    """One line naming each seed whose final test accuracy here is not its history's, ''
+    when every seed agrees."""
+    finals = final_accuracies(history)
+    differ = [
+        f"seed {seed} {finals[seed]:.2%} in the history, {value:.2%} here"
+        for seed, value in accuracies.items()
+        if finals.get(seed) != value
+    ]
+    return f"the final test accuracy differs: {'; '.join(differ)}" if differ else ""
+
+
 @stage_main
 def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     target = load_target(load_params(layout.params))
@@ -84,9 +114,12 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     recorded = recorded_files(layout.lock, f"train@{name}", layout.model_dir(name))
     models = {seed: load_trained(layout, name, seed, config, recorded) for seed in step.seeds}
     history = load_history(layout, name, step.seeds)
-    data = load_mnist(torch.device("cpu"), step.validation)
+    trained_on = history_device(layout, name)
+    device = scoring_device(trained_on)  # None: not here, scored on the CPU and compared below
+    data = load_mnist(device or torch.device("cpu"), step.validation)
     predictions, accuracies, val_accuracies = {}, {}, {}
     for seed, model in models.items():
+        model = as_trained(model, data.test_images.device)
         predictions[seed] = predict(model, data.test_images).argmax(1)
         accuracies[seed] = accuracy(predictions[seed], data.test_labels)
         if data.val_images is not None:
@@ -103,7 +136,26 @@ def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
     metrics["macs"] = sum(row["macs"] for row in rows)
     metrics["receptive_field"] = receptive_field(rows)
     metrics["meets"] = meets(metrics, target)
-    confusion = pd.DataFrame({"actual": data.test_labels, "predicted": predictions[step.seeds[0]]})
+    differ = history_disagrees(history, accuracies)
+    if device is None:  # both, seed by seed: the history's device is the one the results came from
+        metrics["scored_on"] = {
+            "device": "cpu",
+            "history_device": trained_on,
+            "history_test_accuracy": {str(seed): value for seed, value in final_accuracies(history).items()},
+            "test_accuracy": {str(seed): value for seed, value in accuracies.items()},
+            **({"note": differ} if differ else {}),
+        }
+        print(
+            f"evaluate {name}: the history was scored on {trained_on}, which is not here: scored on "
+            f"the CPU; {differ or 'the same final test accuracy for every seed'}",
+            file=sys.stderr,
+        )
+    elif differ:
+        print(
+            f"evaluate {name}: warning: scored on {trained_on} as its history was, {differ}", file=sys.stderr
+        )
+    first = predictions[step.seeds[0]]
+    confusion = pd.DataFrame({"actual": data.test_labels.cpu(), "predicted": first.cpu()})
     write_all(
         {
             layout.metrics(name): json_bytes(metrics),

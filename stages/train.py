@@ -13,18 +13,19 @@ is written (`write_all`): a failed or stopped run keeps the previous ones, all o
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 
 import pandas as pd
 
-from mnist_budget.base.atomic_files import check_writable, json_bytes, read_json, write_all
+from mnist_budget.base.atomic_files import check_writable, json_bytes, read_json, write_all, write_bytes
 from mnist_budget.base.kernels import check_pinned, pin, slow_bf16
-from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.base.layout import MAIN_LAYOUT, Layout, trained_mark
 from mnist_budget.config.step_config import read_config
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
-from mnist_budget.train.runtime import made_on, pick_device, worker_count
+from mnist_budget.train.runtime import hold_cuda_to_fp32, made_on, pick_device, worker_count
 from mnist_budget.train.seed_pool import train_seeds
 from stages.cli import pipeline_parser, stage_main
 
@@ -33,11 +34,11 @@ from stages.cli import pipeline_parser, stage_main
 def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> None:
     step = read_config(name, read_json(layout.config(name)))
     pin(step.kernels)  # before any tensor: the kernels read it once
+    device = pick_device(step)  # `device: cuda` without a GPU stops here, before any worker
     models = {seed: layout.model(name, seed) for seed in step.seeds} if keep_models else {}
     history_path, made_on_path = layout.history(name), layout.made_on(name)
     check_writable(*models.values(), history_path, made_on_path)
     counts = count_params(build_net(step))
-    device = pick_device(step)
     print(
         f"train {name}: {counts['params_total']:,} params ({counts['params_non_trainable']} non-trainable), "
         f"{step.epochs} epochs, batch {step.batch_size}, seeds {', '.join(map(str, step.seeds))} "
@@ -46,6 +47,8 @@ def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> N
     )
     if note := check_pinned(step.kernels):  # the net above was built after the pins
         print(f"train {name}: warning: {note}", file=sys.stderr)
+    if device.type == "cuda":  # as each worker's `set_up`: `made_on` reads the settings back
+        hold_cuda_to_fp32()
     machine = made_on(step, device)
     if not machine["deterministic"]:
         print(
@@ -71,6 +74,7 @@ def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> N
         },
         folders=(layout.model_dir(name),) if keep_models else (),
     )
+    write_bytes(trained_mark(layout.step_dir(name)), hashlib.sha256(history.encode()).hexdigest().encode())
     finals = ", ".join(f"{rows[-1]['test_accuracy']:.2%} (seed {seed})" for seed, (rows, _) in runs.items())
     print(
         f"train {name}: final test accuracy {finals} after {step.epochs} epochs ({minutes:.1f} min) "

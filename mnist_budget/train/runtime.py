@@ -37,6 +37,14 @@ def worker_count(step: StepConfig) -> int:
 
 
 def pick_device(step: StepConfig) -> torch.device:
+    """Where `step` trains: its `device`, with `auto` as CUDA when torch finds a GPU. (`nets`
+    builds `gap` by the same rule.) `device: cuda` without a GPU stops here, in one line,
+    before the train stage starts any worker."""
+    if step.device == "cuda" and not torch.cuda.is_available():
+        raise StageError(
+            f"train {step.name}: device: cuda, but torch finds no CUDA GPU here "
+            "(torch.cuda.is_available() is False); set device: auto or cpu"
+        )
     if step.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(step.device)
@@ -49,17 +57,50 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def hold_cuda_to_fp32() -> None:
+    """CUDA as the CPU computes: fp32 in fp32, fixed algorithms, and any kernel without a
+    deterministic implementation an error. Every training on CUDA runs under it (`set_up`),
+    and so does the train stage itself before `made_on` reads the settings back.
+
+    cuDNN convolutions on Ampere and later GPUs default to TF32, a 10-bit mantissa: fp32 would
+    then mean something else on a GPU than on a CPU. TF32 goes off in bf16 too, where the
+    evaluation and everything outside the autocast forward pass stay fp32."""
+    # cuBLAS's own reductions in a fixed order (the CUDA docs' setting for reproducibility)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False  # timing-based picks differ from run to run
+    torch.backends.cudnn.deterministic = True
+    # not warn_only: no kernel of ours lacks a deterministic version on CUDA (`gap` is a plain
+    # mean there, `nets.GlobalAvgPool`), so one that does must stop the run, not warn
+    torch.use_deterministic_algorithms(True, warn_only=False)
+
+
 def made_on(step: StepConfig, device: torch.device) -> dict[str, object]:
     """What besides the params fixes a training's bytes, written beside its results: the
     device, the instruction set of its CPU kernels, torch's release, and whether two runs
-    give the same bytes. A re-run elsewhere reads it to say why its numbers differ."""
+    give the same bytes. A re-run elsewhere reads it to say why its numbers differ. On CUDA,
+    the TF32 and cuDNN settings as torch has them in force in this process (the train stage
+    holds it to `hold_cuda_to_fp32` first, as every training worker is)."""
     release = torch.__version__.split("+")[0]  # a CPU or a CUDA build runs the same CPU kernels
     if device.type == "cuda":
-        # AdaptiveAvgPool2d's backward (`gap`) has no deterministic CUDA kernel
+        cudnn = torch.backends.cudnn
+        tf32 = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": cudnn.allow_tf32}
+        settings = {
+            "version": cudnn.version(),
+            "deterministic": cudnn.deterministic,
+            "benchmark": cudnn.benchmark,
+        }
+        strict = torch.are_deterministic_algorithms_enabled() and not (
+            torch.is_deterministic_algorithms_warn_only_enabled()
+        )
         return {
             "device": f"cuda ({torch.cuda.get_device_name(device)})",
             "torch": release,
-            "deterministic": False,
+            "cuda": torch.version.cuda,
+            "tf32": tf32,
+            "cudnn": settings,
+            "deterministic": strict and settings["deterministic"] and not settings["benchmark"],
         }
     kernels = torch.backends.cpu.get_cpu_capability()
     if step.kernels == "native":  # oneDNN may go past ATen's capability: name what it can reach
@@ -78,15 +119,15 @@ def set_up(step: StepConfig, seed: int, threads: int = 1) -> tuple[torch.device,
     or beside others (a CPU convolution's sums split across threads in another order). The
     kernel pins are set before (`kernels.pin`, by the stage; spawned workers inherit them)."""
     check_pinned(step.kernels)  # raises on a late pin; the train stage says the rest
-    # cuBLAS's own reductions in a fixed order (the CUDA docs' setting for reproducibility)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
-    # warn_only: on CUDA, AdaptiveAvgPool2d's backward (`gap`) has no deterministic kernel
-    # and would raise; `made_on` records such a run as not deterministic
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    device = pick_device(step)
+    if device.type == "cuda":
+        hold_cuda_to_fp32()
+    else:  # the CPU runs as it did for every committed result
+        torch.use_deterministic_algorithms(True, warn_only=True)
     # Deterministic mode also fills each new tensor with NaN, in case a kernel reads memory it
     # never wrote. None of ours does (one epoch of s1-skeleton, s7-separable and the references'
     # inception and residual nets: the same bytes either way), and without the fill they
     # train 1.10-1.16x faster (benchmarks/precision_speed.md).
     torch.utils.deterministic.fill_uninitialized_memory = False
-    return pick_device(step), seed_everything(seed)
+    return device, seed_everything(seed)
