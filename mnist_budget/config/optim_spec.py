@@ -14,12 +14,7 @@ LR = Key(float, REQUIRED, "learning rate")
 # the test accuracy no longer measures it: allowed only when asked for, and its results
 # are marked "steered by the test set" (reports, `agree`).
 WATCHED_SETS = ("validation", "test")
-WATCH = Key(
-    str,
-    "validation",
-    "the set whose epoch accuracy it watches: `validation` (needs the step's `validation` images) "
-    "or `test` (results marked steered by the test set)",
-)
+WATCH = Key(str, "validation", "the accuracy it watches; `test`: marked steered by the test set")
 
 # Optimizer name -> its keys besides `name`.
 OPTIMIZERS: dict[str, dict[str, Key]] = {
