@@ -32,8 +32,9 @@ import pandas as pd
 
 from mnist_budget.base.atomic_files import read_json, write_text
 from mnist_budget.base.layout import MAIN_LAYOUT
-from mnist_budget.report.ablation import ABLATION, CHANCE, final_accuracies
+from mnist_budget.report.ablation import ABLATION, CHANCE
 from mnist_budget.report.agreement import ALPHA, StepRun, judge, spread_of, verdict
+from mnist_budget.report.history import final_accuracies
 from mnist_budget.tools.agree import compare
 
 HALF = 4

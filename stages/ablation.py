@@ -19,8 +19,8 @@ from mnist_budget.base.atomic_files import read_json, write_all
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
 from mnist_budget.config.ablation_config import Arm
 from mnist_budget.report import figures
-from mnist_budget.report.ablation import ABLATION, effects_table, final_accuracies, write_report
-from mnist_budget.report.history import load_history
+from mnist_budget.report.ablation import ABLATION, effects_table, write_report
+from mnist_budget.report.history import final_accuracies, load_history
 from stages.cli import pipeline_parser, stage_main
 
 

@@ -31,7 +31,7 @@ from mnist_budget.base.kernels import check_pinned, pin
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
 from mnist_budget.config.params import load_params
 from mnist_budget.config.step_config import load_target, read_config
-from mnist_budget.report.history import history_metrics, load_history, meets, over_seeds
+from mnist_budget.report.history import final_accuracies, history_metrics, load_history, meets, over_seeds
 from mnist_budget.train.dataset import load_mnist
 from mnist_budget.train.model_file import DamagedModelFile, load_model
 from mnist_budget.train.model_stats import count_params, layer_rows, receptive_field
@@ -84,12 +84,6 @@ def history_device(layout: Layout, name: str) -> str:
     history (`runtime.made_on`); "cpu" for a history with no such record."""
     path = layout.made_on(name)
     return str(read_json(path).get("device", "cpu")) if path.is_file() else "cpu"
-
-
-def final_accuracies(history: pd.DataFrame) -> dict[int, float]:
-    """Each seed's test accuracy at its last epoch, as the training scored it."""
-    last = history[history["epoch"] == history["epoch"].max()]
-    return {int(seed): float(value) for seed, value in zip(last["seed"], last["test_accuracy"])}
 
 
 def history_disagrees(history: pd.DataFrame, accuracies: dict[int, float]) -> str:

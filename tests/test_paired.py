@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from mnist_budget.config.ablation_config import Arm
-from mnist_budget.report.ablation import effects_table, final_accuracies, row_sentence
+from mnist_budget.report.ablation import effects_table, row_sentence
+from mnist_budget.report.history import final_accuracies
 from mnist_budget.report.paired import interval_text, paired_effect, verdict
 
 BASELINE = {1: 0.9950, 2: 0.9945, 3: 0.9940, 4: 0.9948, 5: 0.9952, 6: 0.9944, 7: 0.9946, 8: 0.9950}

@@ -53,13 +53,6 @@ def unmeasured_text(unmeasured: list[str]) -> str:
     )
 
 
-def final_accuracies(history: pd.DataFrame) -> dict[int, float]:
-    """Seed -> test accuracy at the last epoch that seed trained, in seed order (the pool
-    finishes seeds out of order: a history listed seeds 4, 3, 1, 2, ...)."""
-    last = history.sort_values(["seed", "epoch"]).groupby("seed").tail(1)
-    return {int(seed): float(accuracy) for seed, accuracy in zip(last["seed"], last["test_accuracy"])}
-
-
 def effects_table(
     baseline: str, arms: dict[str, Arm], accuracies: dict[str, dict[int, float]]
 ) -> pd.DataFrame:

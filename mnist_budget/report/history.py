@@ -94,3 +94,10 @@ def meets(metrics: dict, target: Target) -> dict:
         "epochs": metrics["epochs"] <= target.max_epochs,
     }
     return {**checks, "all": all(checks.values())}
+
+
+def final_accuracies(history: pd.DataFrame) -> dict[int, float]:
+    """Seed -> test accuracy at the last epoch that seed trained, in seed order (the pool
+    finishes seeds out of order: a history listed seeds 4, 3, 1, 2, ...)."""
+    last = history.sort_values(["seed", "epoch"]).groupby("seed").tail(1)
+    return {int(seed): float(accuracy) for seed, accuracy in zip(last["seed"], last["test_accuracy"])}

@@ -32,6 +32,7 @@ from mnist_budget.base.errors import StageError
 from mnist_budget.base.layout import MAIN, MAIN_LAYOUT, trained_mark
 from mnist_budget.config.optim_spec import steered_by_test
 from mnist_budget.report.agreement import StepRun, setting_changes, verdict
+from mnist_budget.report.history import final_accuracies
 
 
 def git(*args: str) -> bytes:
@@ -57,10 +58,7 @@ def config_path(history: PurePosixPath) -> PurePosixPath:
 
 
 def finals(history: bytes) -> dict[int, float]:
-    """Each seed's test accuracy at its last epoch."""
-    frame = pd.read_csv(io.BytesIO(history))
-    last = frame.sort_values("epoch").groupby("seed").tail(1)
-    return dict(zip(last["seed"].astype(int), last["test_accuracy"].astype(float)))
+    return final_accuracies(pd.read_csv(io.BytesIO(history)))
 
 
 def trained_here(here: Path, history: PurePosixPath, data: bytes) -> bool:
