@@ -200,7 +200,7 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert sorted(sealed["experiment"]) == sorted(f"{name}-r1" for name in first.index)
     scored = runs.loc[(runs["candidate"] == best) & (runs["rung"] == 1), "test_accuracy"].tolist()
     assert sealed.loc[sealed["experiment"] == f"{best}-r1", "test_accuracy"].tolist() == scored
-    # a new session: no `dvc exp` refs, the finalist's rung-1 test not yet read into runs.csv
+    # a fresh checkout: no `dvc exp` refs, the finalist's rung-1 test not yet read into runs.csv
     for ref in run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], root, env).stdout.split():
         if not ref.startswith(("refs/exps/celery/", "refs/exps/exec/")):  # the queue's own
             run(["git", "update-ref", "-d", ref], root, env)

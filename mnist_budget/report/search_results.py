@@ -20,7 +20,7 @@ TABLE = SEARCH.reports / "table.md"
 # params.yaml, runs.csv, table.md); the last of them chose the main recipes until the
 # current search's finalists are chosen.
 PREVIOUS_SEARCH = SEARCH.reports / "second"
-# Rung 1's test accuracies, committed as each experiment finishes (a session's `dvc exp`
+# Rung 1's test accuracies, committed as each experiment finishes (a checkout's `dvc exp`
 # refs do not outlive it) and kept out of runs.csv and the table until a finalist is chosen.
 RUNG1_TESTS = SEARCH.reports / "rung1_tests.csv"
 SEALED_COLUMNS = ["experiment", "seed", "test_accuracy"]

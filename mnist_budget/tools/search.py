@@ -340,7 +340,7 @@ def run_rung(plan: Plan, rung: int, names: list[str], seeds: tuple[int, ...], jo
 
 def seal_finished(plan: Plan) -> None:
     """Seal the test accuracy of rung-1 experiments recorded before RUNG1_TESTS kept it
-    (from their `dvc exp` refs, while this session still has them)."""
+    (from their `dvc exp` refs, while this checkout still has them)."""
     runs, finished = read_runs(), experiment_refs()
     known = set(read_rung1_tests()["experiment"])
     for experiment in set(runs.loc[runs["rung"] == 1, "experiment"]) - known:
@@ -351,7 +351,7 @@ def seal_finished(plan: Plan) -> None:
 
 def fill_train_accuracy(plan: Plan) -> None:
     """The training accuracy of experiments recorded before runs.csv kept it, from their
-    `dvc exp` refs while this session still has them (blank for the others)."""
+    `dvc exp` refs while this checkout still has them (blank for the others)."""
     runs, finished = read_runs(), experiment_refs()
     blank = set(runs.loc[runs["train_accuracy"].isna(), "experiment"]) & set(finished)
     for experiment in blank:
@@ -373,7 +373,7 @@ def record_finalist_tests(plan: Plan, names: list[str], jobs: int) -> None:
     if lost:
         print(
             f"search: {', '.join(lost)}: rung-1 test accuracy never kept and the experiments are gone "
-            "(`dvc exp` refs do not outlive a session); training them again",
+            "(`dvc exp` refs are not in this checkout); training them again",
             file=sys.stderr,
         )
         for name in lost:  # each on the seeds it has in runs.csv
