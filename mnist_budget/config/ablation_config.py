@@ -137,5 +137,7 @@ def load_ablation(params: dict[str, Any]) -> Ablation:
             description = f"The final step with {spec['adds']} ({shown})."
         arms[name] = Arm(spec["removes"] or spec["adds"], bool(spec["removes"]), spec["step"])
         out[name] = {**merged(base, changes), "description": spec["description"] or description}
-    description = f"The main pipeline's final step, {final}: every idea in (its history, trained there)."
+    description = (
+        f"The main pipeline's final step, {final}, every idea in: its own history, not trained again here."
+    )
     return Ablation(baseline, final, seeds, description, arms, out)
