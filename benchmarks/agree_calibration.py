@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import platform
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -181,7 +180,10 @@ def main() -> None:
         lines += ["", *calibration_section(arms, rule, calibrate(arms, flagged))]
     if (args.rerun / MAIN_LAYOUT.reports).is_dir():
         lines += ["", *real_rerun(args.rerun)]
-    header = f"# `agree` calibrated (`python -m benchmarks.agree_calibration`; {platform.python_version()})"
+    header = (
+        "# `agree` calibrated: `python -m benchmarks.agree_calibration` (the committed histories, "
+        "no training: the same on any machine)"
+    )
     write_text(args.out, "\n".join([header, "", *lines]) + "\n")
     print("\n".join(lines))
 
