@@ -20,7 +20,7 @@ step no longer in params loses its config, outputs and dvc.lock entries, which D
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -40,18 +40,30 @@ from stages.cli import pipeline_parser, stage_main
 
 
 def remove_old_steps(layout: Layout, steps: dict) -> list[str]:
-    """The steps `layout`'s dvc.lock still records that params no longer has, their outputs
-    and lock entries removed: DVC leaves both behind (and a line in models/.gitignore, which
-    it stages in git and which hides nothing else). Nothing is lost: git holds the reports
-    and the lock, the DVC cache the models."""
+    """The steps that `layout`'s dvc.lock records, or that have an outputs folder, but that
+    params no longer has, their outputs and lock entries removed: DVC leaves both behind (and
+    a line in models/.gitignore, which it stages in git and which hides nothing else), and a
+    rename undone with `git checkout` leaves the new name's folder, which git does not track.
+    Nothing is lost: git holds the reports and the lock, the DVC cache the models."""
     stages = {name: name.split("@", 1)[1] for name in lock_stages(layout.lock) if "@" in name}
-    old = sorted(set(stages.values()) - set(steps))
+    folders = {path.name for path in layout.step_dir("_").parent.glob("*") if path.is_dir()}
+    old = sorted((set(stages.values()) | folders) - set(steps))
     for name in old:
-        shutil.rmtree(layout.model_dir(name), ignore_errors=True)
-        shutil.rmtree(layout.step_dir(name), ignore_errors=True)
+        remove_outputs(layout, name)
     if old:
         forget_stages(layout.lock, {stage for stage, step in stages.items() if step in old})
     return old
+
+
+def remove_outputs(layout: Layout, step: str) -> None:
+    """The files the pipeline writes for `step`, and their folders once empty: a file that
+    someone else put there stays, and so does its folder."""
+    written = [layout.history(step), layout.made_on(step), layout.metrics(step), layout.confusion(step)]
+    for path in [*written, layout.summary(step), *layout.model_dir(step).glob("seed*.pt2")]:
+        path.unlink(missing_ok=True)
+    for folder in (layout.step_dir(step), layout.model_dir(step)):
+        with contextlib.suppress(OSError):  # not there, or holds something else
+            folder.rmdir()
 
 
 def check_ablation(path: Path) -> None:

@@ -4,6 +4,7 @@ project (tests/e2e.py): edits and experiments rerun what they should, faults los
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -45,7 +46,7 @@ def test_a_seed_gives_the_same_bytes_alone_or_beside_another(project):
     before, outputs = tracked_state(root, env), output_bytes(root)
     alone = {**env, "MNIST_THREADS": "1"}
     result = run(["dvc", "repro", "--force", "--single-item", "train@tiny-b"], root, alone)
-    assert "seeds 1, 2 on cpu, 1 at a time with one thread each" in result.stderr
+    assert "seeds 1, 2, 3 on cpu, 1 at a time with one thread each" in result.stderr
     assert output_bytes(root) == outputs and tracked_state(root, env) == before
 
 
@@ -130,6 +131,27 @@ def test_a_removed_step_leaves_no_outputs_gitignore_line_or_lock_entry(project):
     assert [line for line in ignored.splitlines() if line.startswith(("+/", "-/"))] == ["+/tiny-c"]
 
 
+def test_a_rename_undone_as_the_docs_say_leaves_git_status_clean(project):
+    """Undo as docs/reproducibility.md says: `git checkout HEAD --` params, the locks (DVC
+    stages them: `core.autostage`), reports/ and models/.gitignore; `dvc checkout`; `dvc
+    repro`. git does not track the new name's folder, so `resolve` removes it too."""
+    root, env, _ = project
+    before = tracked_state(root, env)
+    original = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(original.replace("tiny-a", "tiny-aa"))  # the step and the headline
+    assert "train@tiny-aa" in stages_ran(["dvc", "repro"], root, env)
+    assert (root / "reports/steps/tiny-aa/history.csv").is_file()
+    undo = ["params.yaml", "dvc.lock", "ablation/dvc.lock", "reports", "models/.gitignore"]
+    run(["git", "checkout", "HEAD", "--", *undo], root, env)
+    run(["dvc", "checkout"], root, env)
+    result = run(["dvc", "repro"], root, env)
+    assert "resolve: removed the outputs and dvc.lock entries of steps no longer in params.yaml: tiny-aa" in (
+        result.stderr
+    )
+    assert not (root / "reports/steps/tiny-aa").exists() and not (root / "models/tiny-aa").exists()
+    assert tracked_state(root, env) == before
+
+
 def test_a_step_renamed_under_an_ablation_arm_stops_resolve_before_any_training(project):
     root, env, _ = project
     before = tracked_state(root, env)
@@ -186,8 +208,9 @@ def test_editing_one_step_retrains_that_step_alone(project):
         assert list(diff["params.yaml"]) == ["steps.tiny-b.optimizer.lr"]
         ran = stages_ran(["dvc", "repro"], root, env)
         assert ran.index("resolve") < ran.index("train@tiny-b")
-        # tiny-b is the final step: the ablation's arms that keep its optimizer retrain too
-        assert set(ran) == retrained("tiny-b") | ablation_ran("train@full", "train@with-dropout")
+        # tiny-b is the final step: the ablation's arm that keeps its optimizer retrains too (its
+        # baseline is tiny-b's own history)
+        assert set(ran) == retrained("tiny-b") | ablation_ran("train@with-dropout")
         assert resolved(root, "tiny-b")["optimizer"] == sgd(0.02)
     run(["dvc", "repro"], root, env)  # back to the committed params: the same bytes again
     assert tracked_state(root, env) == before
@@ -480,41 +503,116 @@ def test_another_steps_model_is_refused_before_it_is_loaded(project):
     )
 
 
-def test_a_corrupted_cache_object_is_found_and_rebuilt_alone(project):
-    """Bytes flipped in the cache object of a model: `dvc status` cannot see it; the project's
-    check does, and its repair makes the next `dvc repro` rebuild that step alone."""
-    root, env, _ = project
-    before, outputs = tracked_state(root, env), output_bytes(root)
-    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["train@tiny-a"]
-    listing_md5 = next(out["md5"] for out in lock["outs"] if out["path"] == "models/tiny-a")
+def cached_model_object(root: Path, step: str, seed: int) -> tuple[str, Path]:
+    """The md5 dvc.lock records for a model file of `step`, and its object in the cache."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"][f"train@{step}"]
+    listing_md5 = next(out["md5"] for out in lock["outs"] if out["path"] == f"models/{step}")
     cache = root / ".dvc/cache/files/md5"
     entries = json.loads((cache / listing_md5[:2] / listing_md5[2:]).read_text())
-    md5 = next(e["md5"] for e in entries if e["relpath"] == "seed1.pt2")
-    cached = cache / md5[:2] / md5[2:]
-    cached.chmod(0o644)
-    data = bytearray(cached.read_bytes())
+    md5 = next(e["md5"] for e in entries if e["relpath"] == f"seed{seed}.pt2")
+    return md5, cache / md5[:2] / md5[2:]
+
+
+def flip_a_byte(path: Path) -> None:
+    """One byte of `path` changed, its size and mtime kept: DVC's own checks cannot see it."""
+    stat = path.stat()
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    cached.write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize("workspace", ["good", "gone"])
+def test_a_corrupted_cache_object_is_mended_from_the_workspace_or_rebuilt_alone(project, workspace):
+    """Bytes flipped in the cache object of a model: `dvc status` cannot see it; the project's
+    check does. Its repair saves the workspace's good copy back into the cache (nothing
+    retrains); with no good copy here, it removes the object and `dvc repro` rebuilds that
+    step alone."""
+    root, env, _ = project
+    before, outputs = tracked_state(root, env), output_bytes(root)
+    md5, cached = cached_model_object(root, "tiny-a", 1)
+    flip_a_byte(cached)
+    model = root / "models/tiny-a/seed1.pt2"
+    if workspace == "gone":
+        model.unlink()
     check = [sys.executable, "-m", "mnist_budget.base.dvc_lock"]
     found = run(check, root, env, check=False)
     assert found.returncode == 1
-    assert found.stdout.splitlines() == [
-        f"bad cache object: .dvc/cache/files/md5/{md5[:2]}/{md5[2:]} (its bytes are not the md5 its name says)",
-        "bad output: models/tiny-a/seed1.pt2 of train@tiny-a (dvc.lock): not the bytes the lock records",
-    ]
+    bad_object = f"bad cache object: .dvc/cache/files/md5/{md5[:2]}/{md5[2:]} (its bytes are not the md5 its name says)"
+    if workspace == "good":
+        assert found.stdout.splitlines() == [
+            bad_object,
+            (
+                "good output: models/tiny-a/seed1.pt2 of train@tiny-a (dvc.lock): the lock's bytes; "
+                "--repair saves it back into the cache"
+            ),
+        ]
+    else:
+        assert found.stdout.splitlines() == [
+            bad_object,
+            (
+                "missing output: models/tiny-a/seed1.pt2 of train@tiny-a (dvc.lock): not in the workspace or the "
+                "cache; no default remote to fetch it from"
+            ),
+        ]
     repaired = run([*check, "--repair"], root, env)
-    assert repaired.stdout.splitlines()[-1] == (
-        "dvc_lock: removed 1 bad object(s) and 1 output file(s); `dvc repro` rebuilds them (train@tiny-a)"
+    assert (
+        repaired.stdout.splitlines()[-1]
+        == {
+            "good": "dvc_lock: saved 1 good output(s) back into the cache, removed 0 bad object(s) and 0 output "
+            "file(s); nothing to rebuild",
+            "gone": "dvc_lock: saved 0 good output(s) back into the cache, removed 1 bad object(s) and 0 output "
+            "file(s); `dvc repro` rebuilds them (train@tiny-a)",
+        }[workspace]
     )
-    assert stages_ran(["dvc", "repro"], root, env) == ["train@tiny-a"]
+    assert stages_ran(["dvc", "repro"], root, env) == ([] if workspace == "good" else ["train@tiny-a"])
     assert run(check, root, env).returncode == 0
+    assert cached.read_bytes() == model.read_bytes()
+    assert output_bytes(root) == outputs and tracked_state(root, env) == before
+
+
+def test_a_model_swapped_on_the_remote_is_named_a_hash_mismatch(project, tmp_path):
+    """With `verify` on, `dvc pull` of a swapped object says only "Checkout failed"; the
+    project's check names the output, the cause and the remote's bytes."""
+    root, env, _ = project
+    before, outputs = tracked_state(root, env), output_bytes(root)
+    remote = tmp_path / "remote"
+    config = (root / ".dvc/config").read_text()
+    try:
+        run(["dvc", "remote", "add", "-d", "mine", str(remote)], root, env)
+        run(["dvc", "remote", "modify", "mine", "verify", "true"], root, env)
+        run(["dvc", "push", "models/tiny-a"], root, env)
+        md5, cached = cached_model_object(root, "tiny-a", 1)
+        swapped = remote / "files/md5" / md5[:2] / md5[2:]
+        swapped.chmod(0o644)
+        swapped.write_bytes((root / "models/tiny-b/seed1.pt2").read_bytes())
+        cached.unlink()
+        (root / "models/tiny-a/seed1.pt2").unlink()
+        pulled = run(["dvc", "pull", "models/tiny-a"], root, env, check=False)
+        assert pulled.returncode != 0 and "Checkout failed" in pulled.stderr
+        found = run([sys.executable, "-m", "mnist_budget.base.dvc_lock"], root, env, check=False)
+        assert found.returncode == 1
+        other = hashlib.md5((root / "models/tiny-b/seed1.pt2").read_bytes()).hexdigest()
+        assert found.stdout.splitlines() == [
+            (
+                "missing output: models/tiny-a/seed1.pt2 of train@tiny-a (dvc.lock): not in the workspace or the "
+                f"cache; the remote's copy is not those bytes: hash mismatch (md5 {other}, recorded {md5})"
+            )
+        ]
+    finally:
+        (root / ".dvc/config").write_text(config)
+    run(["dvc", "repro"], root, env)  # the step retrains: the same bytes as before
     assert output_bytes(root) == outputs and tracked_state(root, env) == before
 
 
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
-        (lambda text: text.replace("\n2,", "\n1,"), "holds seeds [1], but the step trains seeds [1, 2]"),
+        (
+            lambda text: text.replace("\n2,", "\n1,"),
+            "holds seeds [1, 3], but the step trains seeds [1, 2, 3]",
+        ),
         (
             lambda text: text[:40] + "\x00\xff garbage \xfe\n" + text[40:],
             "is not a readable CSV file (UnicodeDecodeError)",

@@ -3,6 +3,7 @@ sub-pipelines' dvc.yaml are what `python -m mnist_budget.tools.dvc_yaml` writes 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -62,12 +63,17 @@ def test_code_deps_leave_out_only_wording_and_what_the_config_file_carries():
     } <= set(code_deps("stages.train", reads_params=False))
 
 
+# One Python module and its arguments: nothing that one of the shells DVC runs a command in
+# reads differently ($SHELL or /bin/sh on Linux and macOS, cmd.exe on Windows, which has no
+# `exec`, `&&` chains, `$VAR`, single quotes or `;`). Dying with `dvc` is the stage's own job
+# (`signals.die_with_parent`), past a shell that stays in between.
+PORTABLE_CMD = re.compile(r'python -m stages\.\w+( "\$\{key\}")?( --[a-z-]+( [\w./-]+)?)*')
+
+
 @pytest.mark.parametrize("path", PIPELINES, ids=str)
-def test_every_stage_command_replaces_the_shell(path):
-    # Without `exec`, dash (DVC's shell when $SHELL is unset) stays between dvc and the stage,
-    # and a `dvc repro` stopped with SIGTERM leaves the stage running (tests/test_faults.py).
+def test_every_stage_command_runs_under_any_shell_dvc_uses(path):
     for name, stage in stage_bodies(path).items():
-        assert stage["cmd"].startswith("exec python -m stages."), f"{path}: stage {name}"
+        assert PORTABLE_CMD.fullmatch(stage["cmd"]), f"{path}: stage {name}: {stage['cmd']}"
 
 
 def test_closure_follows_imports_and_nothing_else():
@@ -110,10 +116,10 @@ def test_sub_pipelines_are_generated_from_the_root(name):
     made_on = {f"reports/{name}/steps/${{key}}/made_on.json": {"cache": False, "persist": True}}
     assert history in train["outs"] and made_on in train["outs"]
     if SUB_PIPELINES[name].keeps_models:
-        assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name}'
+        assert train["cmd"] == f'python -m stages.train "${{key}}" --pipeline {name}'
         assert model in train["outs"] and "evaluate" in stages
     else:  # every output in git, none in the DVC cache: nothing to evaluate
-        assert train["cmd"] == f'exec python -m stages.train "${{key}}" --pipeline {name} --history-only'
+        assert train["cmd"] == f'python -m stages.train "${{key}}" --pipeline {name} --history-only'
         assert train["outs"] == [history, made_on] and "evaluate" not in stages
         assert all(
             out[next(iter(out))]["cache"] is False for stage in stages.values() for out in stage["outs"]

@@ -83,15 +83,15 @@ def test_a_stage_stops_when_the_dvc_that_started_it_is_killed(tmp_path):
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
 def test_sigterm_to_dvc_stops_the_stage_and_leaves_no_temp_file(tmp_path, shell):
     """`dvc repro` stopped with SIGTERM: its stage stops too, instead of running on orphaned.
-    DVC runs a command through `$SHELL -c` (`/bin/sh` when unset, as on CI); dash keeps
-    itself between dvc and the stage unless the command says `exec`, as every dvc.yaml does."""
+    DVC runs a command through `$SHELL -c` (`/bin/sh` when unset, as on CI); dash stays
+    between dvc and the stage, which then watches dvc past it (`signals.die_with_parent`)."""
     bin_dir = Path(sys.executable).parent
     env = {**ENV, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SHELL": shell}
     (tmp_path / "stage.py").write_text(HALF_WRITTEN)
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(command, cwd=tmp_path, env=env, check=True)
     (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  slow:\n    cmd: exec python stage.py out/model.pt2\n    outs: [out/model.pt2]\n"
+        "stages:\n  slow:\n    cmd: python stage.py out/model.pt2\n    outs: [out/model.pt2]\n"
     )
     dvc = subprocess.Popen(["dvc", "repro"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     while (line := dvc.stdout.readline()) and line.strip() != "writing":

@@ -6,9 +6,12 @@ unpickled by `torch.export.load`, which can run code. So a model is loaded only 
 is the one dvc.lock records: for a folder output, DVC records the md5 of a listing
 (`<md5>.dir`, in the cache) that gives each file's md5. `python -m mnist_budget.base.dvc_lock`
 checks every object of the cache against its name (an object's name is its md5), and every
-cached output in the workspace against the md5 its lock records; with `--repair` it removes
-what is bad, so that `dvc repro` rebuilds exactly those outputs (DVC restores an output
-whose object is still good from its cache, and retrains one whose object is gone).
+cached output in the workspace against the md5 its lock records, and names an output that is
+in neither (after a `dvc pull` that failed, say), with the remote's copy checked: a copy
+that is not the lock's bytes is named a hash mismatch. With `--repair` it saves a good
+workspace file back over its bad cache object, and removes a bad object or file that has
+no good copy here, so that `dvc repro` rebuilds exactly those outputs (DVC restores an
+output whose object is still good from its cache, and retrains one whose object is gone).
 
     python -m mnist_budget.base.dvc_lock [--repair]
 """
@@ -17,14 +20,17 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from mnist_budget.base.atomic_files import md5_of, write_text
+from mnist_budget.base.atomic_files import md5_of, write_bytes, write_text
 
 DVC_DIR = Path(".dvc")
 # what repairs a bad model file or cache object: removes it, and `dvc repro` rebuilds it alone
@@ -121,8 +127,8 @@ def bad_objects() -> list[Path]:
 
 def recorded_cached_files(locks: list[Path]) -> list[tuple[Path, str, Path, str]]:
     """(lock, stage, workspace file, md5) of every output file whose bytes DVC caches (a file
-    of a folder output, or a file output with its object in the cache; not a `cache: false`
-    output, which git holds)."""
+    of a folder output whose listing is cached, or a file output with its object in the
+    cache; not a `cache: false` output, which git holds)."""
     found = []
     for lock in locks:
         for stage, path, md5 in lock_outs(lock):
@@ -133,10 +139,56 @@ def recorded_cached_files(locks: list[Path]) -> list[tuple[Path, str, Path, str]
     return found
 
 
+@contextlib.contextmanager
+def default_remote() -> Iterator[Any]:
+    """DVC's object store of the default remote, read through DVC (so every kind of remote
+    it reaches is checked the same way); None where no default remote is set."""
+    from dvc.config import NoRemoteError
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        try:
+            remote = repo.cloud.get_remote_odb()
+        except NoRemoteError:
+            remote = None
+        yield remote
+
+
+def remote_copy_md5(remote: Any, md5: str) -> str | None:
+    """The md5 of the bytes `remote` holds under object name `md5`; None where it holds none."""
+    path = remote.oid_to_path(md5)
+    if not remote.fs.exists(path):
+        return None
+    digest = hashlib.md5()
+    with remote.fs.open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def missing_cause(remote: Any, md5: str) -> str:
+    if remote is None:
+        return "no default remote to fetch it from"
+    held = remote_copy_md5(remote, md5)
+    if held is None:
+        return f"the remote ({remote.path}) does not hold it"
+    if held != md5:
+        return f"the remote's copy is not those bytes: hash mismatch (md5 {held}, recorded {md5})"
+    return "the remote holds it: `dvc pull` fetches it"
+
+
+def save_back(file: Path, md5: str) -> None:
+    """The cache object `md5` rewritten from workspace `file`, whose bytes are the lock's:
+    read-only, as DVC keeps its objects."""
+    target = object_path(md5)
+    write_bytes(target, file.read_bytes())
+    target.chmod(0o444)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--repair", action="store_true", help="remove what is bad; then `dvc repro` rebuilds it"
+        "--repair", action="store_true", help="mend what is bad; then `dvc repro` rebuilds what is gone"
     )
     repair = parser.parse_args().repair
     bad = bad_objects()
@@ -144,28 +196,51 @@ def main() -> None:
     files = recorded_cached_files([Path("dvc.lock"), *sorted(Path().glob("*/dvc.lock"))])  # every pipeline
     for path in bad:
         print(f"bad cache object: {path} (its bytes are not the md5 its name says)")
-    wrong = []  # (lock, stage, file): holds or would get a bad object's bytes, or not the lock's
+    wrong = []  # (lock, stage, file): a workspace file that is not the lock's bytes
+    good_copies = []  # (workspace file, md5): the lock's bytes, whose cache object is bad
+    missing = []  # (lock, stage, file, md5): neither in the workspace nor, with good bytes, in the cache
     for lock, stage, file, md5 in files:
-        if md5 in bad_md5s or (file.is_file() and md5_of(file) != md5):
-            wrong.append((lock, stage, file))
-            print(f"bad output: {file} of {stage} ({lock}): not the bytes the lock records")
-    if not bad and not wrong:
+        if file.is_file():
+            if md5_of(file) != md5:
+                wrong.append((lock, stage, file))
+                print(f"bad output: {file} of {stage} ({lock}): not the bytes the lock records")
+            elif md5 in bad_md5s:
+                good_copies.append((file, md5))
+                print(
+                    f"good output: {file} of {stage} ({lock}): the lock's bytes; --repair saves it back into the cache"
+                )
+        elif md5 in bad_md5s or not object_path(md5).is_file():
+            missing.append((lock, stage, file, md5))
+    if missing:
+        with default_remote() as remote:
+            for lock, stage, file, md5 in missing:
+                cause = missing_cause(remote, md5)
+                print(
+                    f"missing output: {file} of {stage} ({lock}): not in the workspace or the cache; {cause}"
+                )
+    if not bad and not wrong and not missing:
         print(f"dvc_lock: the cache ({cache_dir()}) and every cached output match their md5s")
         return
     if not repair:
         sys.exit(
-            "dvc_lock: `python -m mnist_budget.base.dvc_lock --repair` removes them, then `dvc repro` rebuilds them"
+            "dvc_lock: `python -m mnist_budget.base.dvc_lock --repair` mends them, then `dvc repro` rebuilds what is gone"
         )
-    for path in bad:
+    for file, md5 in good_copies:
+        save_back(file, md5)
+    saved = {md5 for _, md5 in good_copies}
+    removed = [path for path in bad if path.parent.name + path.name not in saved]
+    for path in removed:
         path.unlink()
     for _, _, file in wrong:
         file.unlink(missing_ok=True)
+    rebuilt = wrong + [(lock, stage, file) for lock, stage, file, _ in missing]
     stages = sorted(
-        {f"{lock.parent / 'dvc.yaml'}:{stage}".removeprefix("dvc.yaml:") for lock, stage, _ in wrong}
+        {f"{lock.parent / 'dvc.yaml'}:{stage}".removeprefix("dvc.yaml:") for lock, stage, _ in rebuilt}
     )
     print(
-        f"dvc_lock: removed {len(bad)} bad object(s) and {len(wrong)} output file(s); "
-        f"`dvc repro` rebuilds them ({', '.join(stages)})"
+        f"dvc_lock: saved {len(good_copies)} good output(s) back into the cache, removed {len(removed)} bad "
+        f"object(s) and {len(wrong)} output file(s)"
+        + (f"; `dvc repro` rebuilds them ({', '.join(stages)})" if stages else "; nothing to rebuild")
     )
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal this process gets when its parent dies
@@ -24,17 +27,54 @@ def handle_worker_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+# What DVC may run a stage's command in ($SHELL, else /bin/sh): dash and fish fork the
+# command rather than exec it, so the shell can stay between `dvc` and the stage
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh", "busybox"})
+_watched: list[int] = []  # the process this one dies with, once asked
+
+
+def _parent_and_name(pid: int) -> tuple[int, str]:
+    """/proc/<pid>/stat is `pid (comm) state ppid ...`; comm may hold spaces and parentheses."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1]), stat[stat.index("(") + 1 : stat.rindex(")")]
+
+
+def starter() -> int:
+    """The process that started this one, past any shell in between: `dvc`, for a stage."""
+    pid = os.getppid()
+    while pid > 1:
+        parent, name = _parent_and_name(pid)
+        if name not in SHELLS:
+            break
+        pid = parent
+    return pid
+
+
+def _term_when_gone(pidfd: int) -> None:
+    select.select([pidfd], [], [])  # readable once the process has exited
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def die_with_parent() -> None:
-    """Get SIGTERM when the parent dies: otherwise a stopped `dvc repro` leaves its stage
-    running, orphaned. The parent is dvc itself because every dvc.yaml command starts with
-    `exec` (dash, DVC's shell when $SHELL is unset, would otherwise stay in between). A stage
-    asks for it first thing (stages/__init__.py), before seconds of imports; if the parent
-    died before even that, the process has been handed to init (pid 1), and exits."""
-    if sys.platform != "linux":
+    """Get SIGTERM when the process that started this one dies: otherwise a stopped `dvc
+    repro` leaves its stage running, orphaned. The direct parent is watched by the kernel
+    (PR_SET_PDEATHSIG); `dvc` past a shell that stayed in between, by a thread that waits on
+    its pidfd. A stage asks for it first thing (stages/__init__.py), before seconds of
+    imports; if the starter died before even that, the process exits. Linux only."""
+    if sys.platform != "linux" or _watched:
         return
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:
+    pid = starter()
+    _watched.append(pid)
+    if pid == os.getppid():
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the line above: handed to init
+            sys.exit(128 + signal.SIGTERM)
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
         sys.exit(128 + signal.SIGTERM)
+    threading.Thread(target=_term_when_gone, args=(pidfd,), daemon=True, name="die-with-dvc").start()
 
 
 def handle_signals() -> None:

@@ -207,7 +207,7 @@ def report_stage(layout: Layout, report: ReportStage, sections: list[str]) -> di
     reports, read = layout.reports, [s for s in report.sections if s in sections]
     return {
         "wdir": root_from(layout),
-        "cmd": f"exec python -m {report.module} --pipeline {layout.name}",
+        "cmd": f"python -m {report.module} --pipeline {layout.name}",
         "deps": [
             f"{reports}/configs",
             f"{reports}/resolved.json",
