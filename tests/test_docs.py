@@ -1,6 +1,7 @@
 """The README's and docs' tables are the vocabularies the code validates and builds with, and
 the results the pipelines wrote; the steps they name exist."""
 
+import json
 import re
 
 import yaml
@@ -19,6 +20,21 @@ def test_every_table_is_rendered_from_what_it_shows():
             f"run `python -m mnist_budget.tools.docs` to rewrite {path.name}'s tables"
         )
     assert names == set(docs.TABLES)
+
+
+def test_the_artifacts_are_the_headline_nets_as_dvc_reads_them():
+    from dvc.repo import Repo
+
+    headline = json.loads((docs.ROOT / "reports/headline.json").read_text())
+    text = (docs.ROOT / "dvc.yaml").read_text()
+    assert docs.with_artifacts(text, headline) == text, "run `python -m mnist_budget.tools.docs`"
+    with Repo(docs.ROOT) as repo:
+        read = repo.artifacts.read()["dvc.yaml"]
+    assert set(read) == {"final", "tiny"}
+    final = read["final"]
+    assert final.type == "model" and final.path == f"models/{headline['final']['step']}"
+    assert final.meta["test_accuracy_mean"] == headline["final"]["mean"]
+    assert f"{headline['final']['mean']:.2%} mean" in final.desc
 
 
 def test_a_layer_default_is_what_the_builder_uses():

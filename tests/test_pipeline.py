@@ -25,6 +25,7 @@ from mnist_budget.base.mnist import MNIST_FILES
 from mnist_budget.config.step_config import read_config
 from mnist_budget.report.palette import step_colours
 from mnist_budget.report.plot_templates import HEIGHT, WIDTH, ZOOM
+from mnist_budget.tools import docs
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
 from tests.conftest import write_synthetic_mnist
@@ -328,6 +329,27 @@ def test_headline_over_seeds(project):
     assert final["mean"] == pytest.approx(sum(accuracies) / 3, abs=5e-7)  # written to 6 decimals
     assert final["min"] == min(accuracies)
     assert "| final: `tiny-b`" in (project[0] / "reports/report.md").read_text()
+
+
+def test_dvc_artifacts_get_fetches_the_final_net(project, tmp_path):
+    """The headline's nets are DVC artifacts (dvc.yaml, written by the docs tool); a version
+    tag (GTO's `<name>@v<semver>`) is what `dvc artifacts get` looks for."""
+    root, env, _ = project
+    dvc_yaml = (root / "dvc.yaml").read_text()
+    headline = json.loads((root / "reports/headline.json").read_text())
+    try:
+        (root / "dvc.yaml").write_text(docs.with_artifacts(dvc_yaml, headline))
+        run(["git", "commit", "-qam", "the headline nets as artifacts"], root, env)
+        run(["git", "tag", "-a", "final@v1.0.0", "-m", "the final net"], root, env)
+        out = tmp_path / "final"
+        run(["dvc", "artifacts", "get", str(root), "final", "-o", str(out)], tmp_path, env)
+        fetched = {p.name: p.read_bytes() for p in out.iterdir()}
+        models = root / "models/tiny-b"
+        assert fetched == {p.name: p.read_bytes() for p in models.iterdir()}
+        assert sorted(fetched) == ["seed1.pt2", "seed2.pt2", "seed3.pt2"]
+    finally:
+        run(["git", "tag", "-d", "final@v1.0.0"], root, env)
+        run(["git", "reset", "-q", "--hard", "HEAD~1"], root, env)
 
 
 def test_model_loads_without_the_project_code(project, tmp_path):

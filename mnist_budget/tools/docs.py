@@ -1,7 +1,8 @@
 """The tables of the README and docs/, rendered so that they cannot drift: the reference
 tables from the vocabularies the code validates and builds with, the result tables from the
 files the pipelines wrote (reports/headline.json, reports/ablation/effects.csv, the seed
-systems' report).
+systems' report). And the `artifacts:` section of dvc.yaml: the final and the tiny net's
+models, described from reports/headline.json (`dvc artifacts get <repo> final`).
 
     python -m mnist_budget.tools.docs           # rewrite the tables between the documents' markers
     python -m mnist_budget.tools.docs --check   # exit 1 if a document differs from what it would write
@@ -34,6 +35,7 @@ from mnist_budget.report.ablation import (
     unmeasured_text,
 )
 from mnist_budget.report.search_results import adopted, adoption_state, deciding_search, ranked
+from mnist_budget.report.writeup import seeds_text
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -242,6 +244,46 @@ TABLES = {
 }
 
 
+# the last section of dvc.yaml, from its first line to the end of the file
+ARTIFACTS = re.compile(r"^artifacts:\n.*", re.MULTILINE | re.DOTALL)
+
+
+def artifacts(headline: dict[str, dict], models: Path = MAIN.models) -> dict[str, dict]:
+    """The headline's nets as DVC artifacts: each step's model folder, one file per seed,
+    with its step, parameters and final-epoch accuracy (reports/headline.json)."""
+    return {
+        net: {
+            "path": f"{models.as_posix()}/{h['step']}",
+            "type": "model",
+            "desc": (
+                f"The {net} net, {h['step']}: {h['params_total']:,} parameters, {h['epochs']} epochs, one "
+                f"model file per seed ({seeds_text(h['seeds'])}); final-epoch test accuracy {h['mean']:.2%} "
+                f"mean, {h['min']:.2%} lowest"
+            ),
+            "labels": [net],
+            "meta": {
+                "step": h["step"],
+                "params": h["params_total"],
+                "epochs": h["epochs"],
+                "seeds": h["seeds"],
+                "test_accuracy_mean": h["mean"],
+                "test_accuracy_min": h["min"],
+            },
+        }
+        for net, h in headline.items()
+    }
+
+
+def with_artifacts(dvc_yaml: str, headline: dict[str, dict]) -> str:
+    """`dvc_yaml` ending in the `artifacts:` section of `headline`'s nets."""
+    section = yaml.safe_dump(
+        {"artifacts": artifacts(headline)}, sort_keys=False, width=110, default_flow_style=None
+    )
+    if ARTIFACTS.search(dvc_yaml):
+        return ARTIFACTS.sub(lambda _: section, dvc_yaml)
+    return f"{dvc_yaml}\n# `dvc artifacts get <repo> final`: written by `python -m mnist_budget.tools.docs`\n{section}"
+
+
 def documents() -> list[Path]:
     """The README, then every page of docs/."""
     return [README, *sorted(DOCS.glob("*.md"))]
@@ -256,10 +298,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether a document would change")
     check = parser.parse_args().check
+    headline = read_json(ROOT / MAIN.headline)
+    renders = {path: rendered for path in documents()}
+    renders[ROOT / "dvc.yaml"] = lambda text: with_artifacts(text, headline)
     stale = []
-    for path in documents():
+    for path, render in renders.items():
         text = path.read_text()
-        new = rendered(text)
+        new = render(text)
         if new != text:
             stale.append(path.relative_to(ROOT))
             if not check:
