@@ -81,6 +81,16 @@ def test_a_stage_stops_when_the_dvc_that_started_it_is_killed(tmp_path):
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_stage_knows_its_starter_past_the_shell(shell):
+    """dash forks the command where bash execs it: either way the starter is this process."""
+    code = "from mnist_budget.base.signals import starter; print(starter())"
+    out = subprocess.run(
+        [shell, "-c", f"{sys.executable} -c '{code}'"], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert int(out.stdout) == os.getpid()
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
 def test_sigterm_to_dvc_stops_the_stage_and_leaves_no_temp_file(tmp_path, shell):
     """`dvc repro` stopped with SIGTERM: its stage stops too, instead of running on orphaned.
     DVC runs a command through `$SHELL -c` (`/bin/sh` when unset, as on CI); dash stays

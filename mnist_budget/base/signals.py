@@ -43,7 +43,10 @@ def starter() -> int:
     """The process that started this one, past any shell in between: `dvc`, for a stage."""
     pid = os.getppid()
     while pid > 1:
-        parent, name = _parent_and_name(pid)
+        try:
+            parent, name = _parent_and_name(pid)
+        except OSError:  # gone already: `die_with_parent` then finds it gone too
+            break
         if name not in SHELLS:
             break
         pid = parent
