@@ -150,12 +150,18 @@ def calibration_section(arms: dict[str, list[float]], rule: str, counts: dict) -
 
 def real_rerun(folder: Path) -> list[str]:
     runs, alone = compare("HEAD", folder)
+    # the folder holds the re-run main pipeline alone: the other pipelines were not re-run
+    runs = [run for run in runs if run.pipeline == MAIN_LAYOUT.name]
+    alone = [line for line in alone if line.startswith(f"{MAIN_LAYOUT.name} ")]
     result = verdict(runs, alone)
     machines = {str(r.machines[1]) for r in runs if not r.identical}
     return [
         f"## A real re-run with other bytes: `{folder}`",
         "",
-        f"`python -m mnist_budget.tools.agree --here {folder}` (against HEAD), made on: {', '.join(sorted(machines))}",
+        (
+            f"`python -m mnist_budget.tools.agree --here {folder}` (against HEAD; the main pipeline's steps, the "
+            f"folder holds no other), made on: {', '.join(sorted(machines))}"
+        ),
         "",
         "```",
         *result.lines,
