@@ -32,7 +32,7 @@ import pandas as pd
 from mnist_budget.base.atomic_files import read_json, write_text
 from mnist_budget.base.layout import MAIN_LAYOUT
 from mnist_budget.report.ablation import ABLATION, CHANCE
-from mnist_budget.report.agreement import ALPHA, StepRun, judge, spread_of, verdict
+from mnist_budget.report.agreement import ALPHA, StepRun, describe_machine, judge, spread_of, verdict
 from mnist_budget.report.history import final_accuracies
 from mnist_budget.tools.agree import compare
 
@@ -154,7 +154,7 @@ def real_rerun(folder: Path) -> list[str]:
     runs = [run for run in runs if run.pipeline == MAIN_LAYOUT.name]
     alone = [line for line in alone if line.startswith(f"{MAIN_LAYOUT.name} ")]
     result = verdict(runs, alone)
-    machines = {str(r.machines[1]) for r in runs if not r.identical}
+    machines = {describe_machine(r.machines[1]) for r in runs if not r.identical}
     return [
         f"## A real re-run with other bytes: `{folder}`",
         "",
