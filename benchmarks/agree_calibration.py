@@ -149,10 +149,8 @@ def calibration_section(arms: dict[str, list[float]], rule: str, counts: dict) -
 
 
 def real_rerun(folder: Path) -> list[str]:
-    runs, alone = compare("HEAD", folder)
     # the folder holds the re-run main pipeline alone: the other pipelines were not re-run
-    runs = [run for run in runs if run.pipeline == MAIN_LAYOUT.name]
-    alone = [line for line in alone if line.startswith(f"{MAIN_LAYOUT.name} ")]
+    runs, alone = compare("HEAD", folder, pipelines={MAIN_LAYOUT.name})
     result = verdict(runs, alone)
     machines = {describe_machine(r.machines[1]) for r in runs if not r.identical}
     return [

@@ -83,16 +83,19 @@ def json_or_none(data: bytes | None) -> dict | None:
     return json.loads(data) if data else None
 
 
-def compare(rev: str, here: Path = Path(".")) -> tuple[list[StepRun], list[str]]:
+def compare(
+    rev: str, here: Path = Path("."), pipelines: set[str] | None = None
+) -> tuple[list[StepRun], list[str]]:
     """Every step whose history is both at `rev` and under `here`; and lines naming the
-    histories found on one side only."""
+    histories found on one side only. `pipelines`: those pipelines' steps alone (all if None)."""
     then = Revision(rev)
     now_paths = {
         PurePosixPath(p.relative_to(here).as_posix())
         for p in (here / MAIN_LAYOUT.reports).glob("**/steps/*/history.csv")
     }
+    paths = {p for p in then.paths if is_history(p)} | now_paths
     runs, alone = [], []
-    for path in sorted({p for p in then.paths if is_history(p)} | now_paths):
+    for path in sorted(p for p in paths if pipelines is None or pipeline_of(p) in pipelines):
         where = f"{pipeline_of(path)} {path.parent.name}"
         if path not in now_paths:
             alone.append(f"{where}: at {rev} only (a step not in the params here)")
