@@ -7,8 +7,12 @@ Trains each of the step's `seeds` (side by side, one thread each: see `seed_pool
 writes models/<step>/seed<N>.pt2 (torch.export, with the config and seed inside) and the
 per-epoch history of every seed, reports/steps/<step>/history.csv, that `dvc plots` and
 the report read. With --history-only, the history alone: the ablation keeps no model, so
-that its results live in git and a fresh clone's `dvc repro` finds it up to date. Outputs are replaced only when every seed has trained and every output
-is written (`write_all`): a failed or stopped run keeps the previous ones, all of them.
+that its results live in git and a fresh clone's `dvc repro` finds it up to date.
+
+Outputs are replaced only when every seed has trained and every output is written
+(`write_all`). Run by `dvc repro`, the stage finds its outputs already removed: DVC does that
+so that it can cache the run (dvc.yaml); a failed or stopped run then prints the command that
+puts the last ones back (`lost_outputs`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,19 @@ from mnist_budget.train.seed_pool import train_seeds
 from stages.cli import pipeline_parser, stage_main
 
 
-@stage_main
+def lost_outputs(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> str | None:
+    """The command that puts back the step's last outputs if any is missing (DVC removes
+    them before it runs the stage), else None: the history from git, the models from the
+    DVC cache as dvc.lock names them (a failed run leaves dvc.lock as it was)."""
+    files = [layout.history(name), layout.made_on(name)]
+    models = [layout.model_dir(name)] if keep_models else []
+    if all(path.exists() for path in files + models):
+        return None
+    command = f"git checkout -- {' '.join(path.as_posix() for path in files)}"
+    return command + (f" && dvc checkout {layout.stage_target('train', name)}" if keep_models else "")
+
+
+@stage_main(lost=lost_outputs)
 def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> None:
     step = read_config(name, read_json(layout.config(name)))
     pin(step.kernels)  # before any tensor: the kernels read it once

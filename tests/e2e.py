@@ -272,3 +272,27 @@ def edited_files(root: Path, edits: dict[str, tuple[str, str]]) -> Iterator[None
     finally:
         for name, text in originals.items():
             (root / name).write_text(text)
+
+
+@contextlib.contextmanager
+def shared_through(root: Path, env: dict, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A DVC remote (a folder) and a bare git repository as the project's `origin`, as a
+    team shares them; the project's own config is as it was afterwards."""
+    storage, origin = tmp_path / "dvc-storage", tmp_path / "origin.git"
+    run(["git", "clone", "-q", "--bare", str(root), str(origin)], tmp_path, env)
+    run(["git", "remote", "add", "origin", str(origin)], root, env)
+    run(["dvc", "remote", "add", "--local", "-d", "shared", str(storage)], root, env)
+    try:
+        yield storage, origin
+    finally:
+        run(["dvc", "remote", "remove", "--local", "shared"], root, env)
+        run(["git", "remote", "remove", "origin"], root, env)
+
+
+def teammate(origin: Path, storage: Path, tmp_path: Path, env: dict) -> Path:
+    """A clone of `origin` elsewhere, with no DVC cache, pointed at the team's remote."""
+    clone = tmp_path / "teammate"
+    run(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
+    run(["dvc", "remote", "add", "--local", "-d", "shared", str(storage)], clone, env)
+    run(["dvc", "remote", "modify", "--local", "shared", "verify", "true"], clone, env)  # as docs/sharing.md
+    return clone

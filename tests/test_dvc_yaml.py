@@ -1,5 +1,6 @@
-"""Every stage declares exactly the project code that can change what it writes, and the
-sub-pipelines' dvc.yaml are what `python -m mnist_budget.tools.dvc_yaml` writes from the root one."""
+"""Every stage declares exactly the project code that can change what it writes, the
+sub-pipelines' dvc.yaml are what `python -m mnist_budget.tools.dvc_yaml` writes from the root
+one, and DVC can cache every training's run."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dvc.repo import Repo
 
 from mnist_budget.tools.dvc_yaml import (
     CONFIG_READERS,
@@ -111,16 +113,30 @@ def test_sub_pipelines_are_generated_from_the_root(name):
         f"run `python -m mnist_budget.tools.dvc_yaml` to rewrite {name}/dvc.yaml"
     )
     stages = stage_bodies(Path(name) / "dvc.yaml")
-    train, model = stages["train"], {f"models/{name}/${{key}}": {"persist": True}}
-    history = {f"reports/{name}/steps/${{key}}/history.csv": {"cache": False, "persist": True}}
-    made_on = {f"reports/{name}/steps/${{key}}/made_on.json": {"cache": False, "persist": True}}
-    assert history in train["outs"] and made_on in train["outs"]
+    train, model = stages["train"], f"models/{name}/${{key}}"
+    history = f"reports/{name}/steps/${{key}}/history.csv"
+    made_on = f"reports/{name}/steps/${{key}}/made_on.json"
+    assert [next(iter(plot)) for plot in train["plots"]] == [history, made_on]
     if SUB_PIPELINES[name].keeps_models:
         assert train["cmd"] == f'python -m stages.train "${{key}}" --pipeline {name}'
-        assert model in train["outs"] and "evaluate" in stages
+        assert train["outs"] == [model] and "evaluate" in stages
     else:  # every output in git, none in the DVC cache: nothing to evaluate
         assert train["cmd"] == f'python -m stages.train "${{key}}" --pipeline {name} --history-only'
-        assert train["outs"] == [history, made_on] and "evaluate" not in stages
+        assert "outs" not in train and "evaluate" not in stages
         assert all(
-            out[next(iter(out))]["cache"] is False for stage in stages.values() for out in stage["outs"]
+            out[next(iter(out))]["cache"] is False
+            for stage in stages.values()
+            for out in stage.get("outs", []) + stage.get("plots", [])
         )
+
+
+def test_every_training_of_every_pipeline_can_be_run_cached():
+    """DVC's own two conditions, read off the stages as DVC loads them: `StageCache` skips a
+    stage with a `persist` output (`_can_hash`), and `Stage.run` saves no run for a stage
+    with an uncached output that is neither a metric nor a plot (`no_cache_outs`)."""
+    with Repo(ROOT) as repo:
+        trainings = [stage for stage in repo.index.stages if stage.cmd.startswith("python -m stages.train ")]
+        assert len({stage.dvcfile.relpath for stage in trainings}) == len(PIPELINES)
+        for stage in trainings:
+            assert not [out for out in stage.outs if out.persist], stage.addressing
+            assert all(out.use_cache or out.is_metric or out.is_plot for out in stage.outs), stage.addressing

@@ -3,7 +3,6 @@ writes: every output, the ablation, sharing with a teammate, metrics, charts."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -12,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +27,16 @@ from mnist_budget.tools import docs
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
 from tests.conftest import write_synthetic_mnist
-from tests.e2e import STEPS, edited_files, output_bytes, run, stages_ran, tracked_state
+from tests.e2e import (
+    STEPS,
+    edited_files,
+    output_bytes,
+    run,
+    shared_through,
+    stages_ran,
+    teammate,
+    tracked_state,
+)
 
 pytestmark = pytest.mark.e2e  # a real dvc on a project copy
 
@@ -194,30 +201,6 @@ def test_a_clone_without_the_cache_finds_the_ablation_up_to_date(project, tmp_pa
     ran = stages_ran(["dvc", "repro", "ablation/dvc.yaml"], clone, {**env, "MNIST_MIRROR": str(mirror)})
     assert ran == ["download", "prepare", "train@tiny-b"]
     assert run(["git", "status", "--porcelain"], clone, env).stdout == ""  # the same history bytes
-
-
-@contextlib.contextmanager
-def shared_through(root: Path, env: dict, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """A DVC remote (a folder) and a bare git repository as the project's `origin`, as a
-    team shares them; the project's own config is as it was afterwards."""
-    storage, origin = tmp_path / "dvc-storage", tmp_path / "origin.git"
-    run(["git", "clone", "-q", "--bare", str(root), str(origin)], tmp_path, env)
-    run(["git", "remote", "add", "origin", str(origin)], root, env)
-    run(["dvc", "remote", "add", "--local", "-d", "shared", str(storage)], root, env)
-    try:
-        yield storage, origin
-    finally:
-        run(["dvc", "remote", "remove", "--local", "shared"], root, env)
-        run(["git", "remote", "remove", "origin"], root, env)
-
-
-def teammate(origin: Path, storage: Path, tmp_path: Path, env: dict) -> Path:
-    """A clone of `origin` elsewhere, with no DVC cache, pointed at the team's remote."""
-    clone = tmp_path / "teammate"
-    run(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
-    run(["dvc", "remote", "add", "--local", "-d", "shared", str(storage)], clone, env)
-    run(["dvc", "remote", "modify", "--local", "shared", "verify", "true"], clone, env)  # as docs/sharing.md
-    return clone
 
 
 def test_a_teammate_pulls_every_result_and_trains_nothing(project, tmp_path):
@@ -485,11 +468,22 @@ def lowest_accuracy(root: Path) -> float:
     return math.floor(curves["test_accuracy"].min() * 100) / 100
 
 
+def training_histories(root: Path) -> list[str]:
+    """Every training's history.csv, each a chart of `dvc plots show` (train's `plots:`)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.glob("reports/**/steps/*/history.csv"))
+
+
 def test_every_chart_renders_to_svg_without_a_browser(project):
     """vl-convert renders the Vega-Lite spec of each `dvc plots show` chart, data included."""
     root, env, _ = project
     specs = chart_specs(root, env)
-    assert len(specs) == 5, sorted(specs)
+    histories = training_histories(root)
+    assert len(histories) >= 4 and set(histories) <= set(specs)
+    for history in histories:  # one line per seed, named by its file
+        svg = vl_convert.vegalite_to_svg(specs.pop(history))
+        seeds = pd.read_csv(root / history)["seed"].nunique()
+        assert svg.count('aria-roledescription="line mark"') == seeds and history in svg, history
+    assert len(specs) == 5, sorted(specs)  # made_on.json draws nothing
     svgs = {name: vl_convert.vegalite_to_svg(spec) for name, spec in specs.items()}
     for name, svg in svgs.items():
         assert svg.startswith("<svg") and svg.count("<path") > 2, name
@@ -535,7 +529,9 @@ def test_plots_show_renders_offline_in_a_browser(project, tmp_path):
         assert f'"step": "{step}"' in html
     dom = rendered_dom(page, tmp_path)
     charts = dom.count('class="marks"')  # one <svg class="marks"> per drawn Vega view
-    assert charts == 5, f"expected 5 rendered charts, found {charts}"
+    expected = 5 + len(training_histories(root))  # the five of dvc.yaml's `plots:`, then one per training
+    assert charts == expected, f"expected {expected} rendered charts, found {charts}"
+    assert "made_on_json" not in dom  # no empty block where a made_on.json (no data) is listed
     assert dom.count('class="mark-line role-mark') >= 3  # accuracy, loss and LR lines
     assert 'class="mark-area role-mark' in dom  # the accuracy chart's min-max band over seeds
     assert 'class="mark-rect role-mark' in dom  # the confusion matrix cells

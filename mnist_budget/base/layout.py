@@ -43,10 +43,14 @@ class Layout:
             pipeline, Path(pipeline) / "params.yaml", Path("models") / pipeline, Path("reports") / pipeline
         )
 
+    def stage_target(self, stage: str, step: str) -> str:
+        """How `dvc repro`, `dvc checkout` and `dvc status` name a foreach stage's step."""
+        where = "" if self.name == MAIN else f"{self.name}/dvc.yaml:"
+        return f"{where}{stage}@{step}"
+
     def repro_command(self, stage: str, step: str) -> str:
         """The command that reruns a foreach stage for one step, outputs replaced."""
-        where = "" if self.name == MAIN else f"{self.name}/dvc.yaml:"
-        return f"dvc repro --force {where}{stage}@{step}"
+        return f"dvc repro --force {self.stage_target(stage, step)}"
 
     @property
     def lock(self) -> Path:

@@ -140,3 +140,29 @@ def lr_template(steps: list[str]) -> dict[str, Any]:
             },
         },
     }
+
+
+def seed_curves_template() -> dict[str, Any]:
+    """One training's history (train's `plots:` in dvc.yaml): test accuracy per epoch, one
+    line per seed, so that a seed that lags shows at a glance. Nothing in it depends on
+    the results: the plots page stage writes it."""
+    return {
+        "$schema": SCHEMA,
+        "data": {"values": "<DVC_METRIC_DATA>"},
+        "title": {"text": "<DVC_METRIC_TITLE>", "subtitle": "test accuracy per epoch, one line per seed"},
+        "width": WIDTH // 2,
+        "height": HEIGHT // 2,
+        "mark": {"type": "line", "point": True, "tooltip": True},
+        "encoding": {
+            "x": EPOCH,
+            "y": {
+                "field": "<DVC_METRIC_Y>",
+                "type": "quantitative",
+                "title": "test accuracy",
+                "scale": {"zero": False},
+                "axis": {"format": ".1%"},
+            },
+            "color": {"field": "seed", "type": "nominal"},
+            "detail": {"field": "rev", "type": "nominal"},  # `dvc plots diff`: one line per revision
+        },
+    }

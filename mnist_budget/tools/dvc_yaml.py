@@ -174,11 +174,15 @@ def _moved(path: str, layout: Layout) -> str:
 
 
 def _moved_list(entries: list[Any], layout: Layout) -> list[Any]:
-    """deps/outs/metrics entries: a path string, or {path: options}."""
+    """deps/outs/metrics/plots entries: a path string, or {path: options}."""
     return [
         _moved(e, layout) if isinstance(e, str) else {_moved(k, layout): v for k, v in e.items()}
         for e in entries
     ]
+
+
+def _path(entry: str | dict[str, Any]) -> str:
+    return entry if isinstance(entry, str) else str(next(iter(entry)))
 
 
 def shared_stage(stage: dict[str, Any], layout: Layout, sections: set[str]) -> dict[str, Any]:
@@ -188,7 +192,7 @@ def shared_stage(stage: dict[str, Any], layout: Layout, sections: set[str]) -> d
     body = stage.get("do", stage)
     cmd = re.sub(r" --ablation \S+", "", body["cmd"])  # the main steps' check of the ablation's arms
     moved: dict[str, Any] = {"wdir": root_from(layout), "cmd": f"{cmd} --pipeline {layout.name}"}
-    for part in ("deps", "outs", "metrics"):
+    for part in ("deps", "outs", "metrics", "plots"):
         if part in body:
             moved[part] = _moved_list(body[part], layout)
     if "params" in body:
@@ -269,9 +273,10 @@ def sub_pipeline(name: str) -> str:
         del stages["evaluate"]  # it scores model files
         train = stages["train"]["do"]
         train["cmd"] += " --history-only"
-        train["outs"] = [
-            out for out in train["outs"] if not str(next(iter(out))).startswith(f"{layout.models}/")
-        ]
+        # its histories (`plots:`) are its outputs
+        train["outs"] = [out for out in train["outs"] if not _path(out).startswith(f"{layout.models}/")]
+        if not train["outs"]:
+            del train["outs"]
     report = pipeline.report
     if report is not None:
         stages[report.name] = report_stage(layout, report, sections)
