@@ -76,7 +76,8 @@ def test_a_teammate_pulls_the_run_cache_and_trains_nothing(project, tmp_path):
         run(["dvc", "push", "--run-cache"], root, env)
         shared = run([sys.executable, "-m", "mnist_budget.tools.share_runs"], root, env).stderr
         assert re.fullmatch(
-            r"share_runs: \d+ run records; [1-9]\d* objects pushed, 0 not in the cache here\n", shared
+            r"share_runs: \d+ run records pushed, with [1-9]\d* objects of their outputs; 0 records' outputs are not in the cache here\n",
+            shared,
         )
         clone = teammate(origin, storage, tmp_path, env)
         run(["dvc", "pull", "--run-cache"], clone, env)

@@ -13,10 +13,13 @@ and made_on.json too, which the run cache keeps beside git), through DVC's own t
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
+from dvc.exceptions import CollectCacheError
 from dvc.repo import Repo
+from dvc.stage.cache import RunCacheNotSupported
 
 
 def run_entries(repo: Repo) -> list[tuple[str, str]]:
@@ -33,23 +36,38 @@ def run_entries(repo: Repo) -> list[tuple[str, str]]:
 
 
 def share_runs(repo: Repo, remote: str | None = None) -> tuple[int, int, int]:
-    """Push the run records and the outputs they name: (records, objects pushed, objects
-    not in the cache here, such as a pulled record's outputs never fetched)."""
+    """Push the run records, and the outputs of each record whose outputs this cache holds:
+    (records, records whose outputs it lacks, objects pushed). A record can outlive its
+    outputs here (a `dvc gc`, or one pulled from a remote and never run here)."""
     repo.stage_cache.push(remote)
-    entries = run_entries(repo)
-    named = set().union(*repo.stage_cache.get_used_objs(entries, remote=remote).values())
+    entries, named, lacking = run_entries(repo), set(), 0
+    dvc_log = logging.getLogger("dvc")
+    level = dvc_log.level
+    dvc_log.setLevel(logging.ERROR)  # DVC warns of each missing folder listing: counted below instead
+    try:
+        for entry in entries:
+            try:
+                named.update(*repo.stage_cache.get_used_objs([entry], remote=remote).values())
+            except CollectCacheError:  # a folder output whose listing is not here
+                lacking += 1
+    finally:
+        dvc_log.setLevel(level)
     result = repo.cloud.push(named, remote=remote)
-    return len(entries), len(result.transferred), len(result.failed)
+    return len(entries), lacking + bool(result.failed), len(result.transferred)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--remote", help="a DVC remote (default: the default remote)")
     args = parser.parse_args()
-    with Repo() as repo:
-        records, pushed, absent = share_runs(repo, args.remote)
+    try:
+        with Repo() as repo:
+            records, lacking, pushed = share_runs(repo, args.remote)
+    except RunCacheNotSupported as error:  # no remote, or one that cannot hold runs
+        sys.exit(f"error: share_runs: {error.__cause__ or error}")
     print(
-        f"share_runs: {records} run records; {pushed} objects pushed, {absent} not in the cache here",
+        f"share_runs: {records} run records pushed, with {pushed} objects of their outputs; "
+        f"{lacking} records' outputs are not in the cache here",
         file=sys.stderr,
     )
 
