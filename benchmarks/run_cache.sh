@@ -69,8 +69,6 @@ timed dvc pull --run-cache
 timed dvc repro "$target"
 sed -i "s/^    dropout: 0.05$/    dropout: 0.05\n    epochs: 1/" ablation/params.yaml
 timed dvc repro --pull "$target"
-git checkout -q ablation/params.yaml
-echo "    git status: '$(git status --porcelain | tr '\n' ' ')'"
 cd "$work/project"
 }
 
