@@ -40,7 +40,8 @@ def lost_outputs(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = Tr
     DVC cache as dvc.lock names them (a failed run leaves dvc.lock as it was)."""
     files = [layout.history(name), layout.made_on(name)]
     models = [layout.model_dir(name)] if keep_models else []
-    if all(path.exists() for path in files + models):
+    recorded = layout.lock.is_file() and f"train@{name}:" in layout.lock.read_text()
+    if not recorded or all(path.exists() for path in files + models):  # nothing DVC could have removed
         return None
     command = f"git checkout -- {' '.join(path.as_posix() for path in files)}"
     return command + (f" && dvc checkout {layout.stage_target('train', name)}" if keep_models else "")
