@@ -296,3 +296,20 @@ def teammate(origin: Path, storage: Path, tmp_path: Path, env: dict) -> Path:
     run(["dvc", "remote", "add", "--local", "-d", "shared", str(storage)], clone, env)
     run(["dvc", "remote", "modify", "--local", "shared", "verify", "true"], clone, env)  # as docs/sharing.md
     return clone
+
+
+# A training the test stops: 500 epochs of the synthetic data ran out within the Ctrl-C
+# test's 65 s on CI once a log got a line per epoch instead of a bar.
+UNENDING_EPOCHS = 100_000
+
+
+@contextlib.contextmanager
+def unending_training(root: Path, step: str) -> Iterator[None]:
+    """The step's resolved config set to train for ever (for a test to stop it), restored afterwards."""
+    config = root / f"reports/configs/{step}.json"
+    original = config.read_text()
+    config.write_text(json.dumps({**json.loads(original), "epochs": UNENDING_EPOCHS}))
+    try:
+        yield
+    finally:
+        config.write_text(original)

@@ -21,7 +21,18 @@ import yaml
 
 from mnist_budget.base.mnist import MNIST_FILES
 from tests.conftest import write_synthetic_mnist
-from tests.e2e import STEPS, adam, edited_files, output_bytes, resolved, run, sgd, stages_ran, tracked_state
+from tests.e2e import (
+    STEPS,
+    adam,
+    edited_files,
+    output_bytes,
+    resolved,
+    run,
+    sgd,
+    stages_ran,
+    tracked_state,
+    unending_training,
+)
 
 pytestmark = pytest.mark.e2e  # a real dvc on a project copy
 
@@ -57,22 +68,14 @@ def training_workers(pid: int) -> list[int]:
     return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
-# A training the test stops: 500 epochs of the synthetic data ran out within the Ctrl-C
-# test's 65 s on CI once a log got a line per epoch instead of a bar.
-UNENDING_EPOCHS = 100_000
-
-
 def test_sigterm_to_a_train_stage_stops_its_workers_and_keeps_the_outputs(project):
     root, env, _ = project
     before, outputs = tracked_state(root, env), output_bytes(root)
-    config = root / "reports/configs/tiny-a.json"
-    original = config.read_text()
-    config.write_text(json.dumps({**json.loads(original), "epochs": UNENDING_EPOCHS}))
     # the progress bars to a file, not a pipe nobody reads: they came to 65,205 bytes here, at
     # the 64 KiB a pipe holds; a full pipe blocks the workers' writes and the stage then missed
     # the 60 s below on CI, as if it ignored SIGTERM
     log = root.parent / "sigterm-stage.log"
-    try:
+    with unending_training(root, "tiny-a"):
         with open(log, "w") as stderr:
             stage = subprocess.Popen(
                 [sys.executable, "-m", "stages.train", "tiny-a"], cwd=root, env=env, stderr=stderr
@@ -84,8 +87,6 @@ def test_sigterm_to_a_train_stage_stops_its_workers_and_keeps_the_outputs(projec
         time.sleep(5)  # the workers are training
         stage.send_signal(signal.SIGTERM)
         assert stage.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-2000:]
-    finally:
-        config.write_text(original)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
         time.sleep(0.2)
@@ -653,11 +654,8 @@ def ctrl_c_as_in_a_terminal() -> Iterator[None]:
 def test_ctrl_c_stops_a_train_stage_with_one_line(project):
     root, env, _ = project
     outputs = output_bytes(root)
-    config = root / "reports/configs/tiny-a.json"
-    original = config.read_text()
-    config.write_text(json.dumps({**json.loads(original), "epochs": UNENDING_EPOCHS}))
     log = root.parent / "ctrl-c-stage.log"
-    try:
+    with unending_training(root, "tiny-a"):
         with open(log, "w") as stderr, ctrl_c_as_in_a_terminal():  # a file: see the SIGTERM test
             stage = subprocess.Popen(
                 [sys.executable, "-m", "stages.train", "tiny-a"], cwd=root, env=env, stderr=stderr,
@@ -669,8 +667,6 @@ def test_ctrl_c_stops_a_train_stage_with_one_line(project):
         time.sleep(5)  # the workers are training
         os.killpg(stage.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
         assert stage.wait(timeout=60) == 128 + signal.SIGINT
-    finally:
-        config.write_text(original)
     lines = [line for line in log.read_text().replace("\r", "\n").splitlines() if line.strip()]
     # the last line (after what a worker's progress bar left, blanked, on it: tqdm in a file)
     assert lines[-1].strip() == "error: stopped by Ctrl-C; the stage's last outputs are kept"

@@ -5,7 +5,6 @@ prints the one command that puts the last ones back. Real dvc on the synthetic p
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -17,8 +16,17 @@ import pytest
 from dvc.repo import Repo
 from dvc.stage.cache import _can_hash
 
-from tests.e2e import edited_files, output_bytes, run, shared_through, stages_ran, teammate, tracked_state
-from tests.test_changes import UNENDING_EPOCHS, ctrl_c_as_in_a_terminal
+from tests.e2e import (
+    edited_files,
+    output_bytes,
+    run,
+    shared_through,
+    stages_ran,
+    teammate,
+    tracked_state,
+    unending_training,
+)
+from tests.test_changes import ctrl_c_as_in_a_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -91,11 +99,8 @@ def test_a_teammate_pulls_the_run_cache_and_trains_nothing(project, tmp_path):
 def test_a_training_stopped_under_dvc_prints_the_command_that_puts_its_outputs_back(project):
     root, env, _ = project
     before, outputs = tracked_state(root, env), output_bytes(root)
-    config = root / "reports/configs/tiny-a.json"
-    original = config.read_text()
-    config.write_text(json.dumps({**json.loads(original), "epochs": UNENDING_EPOCHS}))
     log = root.parent / "ctrl-c-dvc.log"  # a file: see the SIGTERM test of test_changes
-    try:
+    with unending_training(root, "tiny-a"):
         with open(log, "w") as out, ctrl_c_as_in_a_terminal():
             dvc = subprocess.Popen(
                 ["dvc", "repro", "--single-item", "train@tiny-a"], cwd=root, env=env, stdout=out,
@@ -106,8 +111,6 @@ def test_a_training_stopped_under_dvc_prints_the_command_that_puts_its_outputs_b
             time.sleep(0.2)  # until both seeds are training
         os.killpg(dvc.pid, signal.SIGINT)  # Ctrl-C in the terminal that runs `dvc repro`
         assert dvc.wait(timeout=60) != 0
-    finally:
-        config.write_text(original)
     assert not (root / "reports/steps/tiny-a/history.csv").exists()  # DVC removed it before the run
     said = [line for line in log.read_text().replace("\r", "\n").splitlines() if line.startswith("error: ")]
     restore = (
