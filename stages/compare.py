@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import sys
 
+from mnist_budget.base.atomic_files import read_json
 from mnist_budget.base.layout import Layout
-from mnist_budget.config.params import load_params
-from mnist_budget.report import seed_systems, seed_systems_report
+from mnist_budget.config.claims_config import load_claims
+from mnist_budget.report import seed_systems_report
 from mnist_budget.report.writeup import Results, replace_report
 from stages.cli import pipeline_parser, stage_main
 
 
 @stage_main
 def main(layout: Layout) -> None:
-    params = load_params(layout.params)
-    # validated once: load_systems parses every step and gpu step
-    systems, gpu_steps = seed_systems.load_systems(params), seed_systems.load_gpu_steps(params)
-    results = Results.load(layout, params)
-    report = seed_systems_report.write_report(results, systems, gpu_steps)
+    results = Results.load(layout)
+    resolved = read_json(layout.resolved)  # the gpu steps and every step's size, from `resolve`
+    epochs = {name: entry["epochs"] for name, entry in results.entries.items()}
+    gpu_steps = resolved["gpu_steps"]
+    systems = load_claims(layout.claims, epochs | {name: step["epochs"] for name, step in gpu_steps.items()})
+    report = seed_systems_report.write_report(results, systems, gpu_steps, resolved["sizes"])
     figures = seed_systems_report.figure_files(results, systems)
     replace_report(results, list(results.entries)[-1], report, figures)
     print(f"compare: {len(systems)} systems -> {layout.reports / 'report.md'}", file=sys.stderr)

@@ -29,8 +29,7 @@ from mnist_budget.base.dvc_lock import REPAIR, recorded_files
 from mnist_budget.base.errors import StageError
 from mnist_budget.base.kernels import check_pinned, pin
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
-from mnist_budget.config.params import load_params
-from mnist_budget.config.step_config import load_target, read_config
+from mnist_budget.config.step_config import Target, read_config
 from mnist_budget.report.history import final_accuracies, history_metrics, load_history, meets, over_seeds
 from mnist_budget.train.dataset import load_mnist
 from mnist_budget.train.model_file import DamagedModelFile, load_model
@@ -100,7 +99,7 @@ def history_disagrees(history: pd.DataFrame, accuracies: dict[int, float]) -> st
 
 @stage_main
 def main(name: str, layout: Layout = MAIN_LAYOUT) -> None:
-    target = load_target(load_params(layout.params))
+    target = Target(**read_json(layout.target))
     config = read_json(layout.config(name))
     step = read_config(name, config)
     pin(step.kernels)  # scored with the kernels it trained with, set before any tensor

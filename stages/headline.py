@@ -13,8 +13,7 @@ import sys
 
 from mnist_budget.base.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
-from mnist_budget.config.params import load_params, require
-from mnist_budget.config.report_config import load_headline
+from mnist_budget.config.params import require
 from mnist_budget.report.history import per_seed
 from stages.cli import pipeline_parser, stage_main
 
@@ -36,8 +35,8 @@ def seed_summary(layout: Layout, step: str) -> dict:
 
 @stage_main
 def main(layout: Layout = MAIN_LAYOUT) -> None:
-    section = load_headline(load_params(layout.params))
-    require(section is not None, "headline", "missing: name the final and the tiny step")
+    section = read_json(layout.resolved).get("headline")
+    require(section is not None, f"{layout.params}: headline", "missing: name the final and the tiny step")
     headline = {role: seed_summary(layout, step) for role, step in section.items()}
     numbers = {role: {"mean": h["mean"], "min": h["min"]} for role, h in headline.items()}
     metrics = layout.reports / "metrics.json"  # dvc.yaml's `metrics:`

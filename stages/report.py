@@ -18,7 +18,6 @@ from pathlib import Path
 from mnist_budget.base.atomic_files import read_json
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
 from mnist_budget.config.params import load_params
-from mnist_budget.config.report_config import load_public_results
 from mnist_budget.config.step_config import load_steps
 from mnist_budget.report import progression_report
 from mnist_budget.report.ablation import EFFECTS, load_effects
@@ -31,11 +30,11 @@ from stages.cli import pipeline_parser, stage_main
 def main(
     layout: Layout = MAIN_LAYOUT, search_record: Path | None = None, ablation_reports: Path | None = None
 ) -> None:
-    params = load_params(layout.params)
-    results = Results.load(layout, params)
-    headline = read_json(layout.headline) if "headline" in params else None
+    resolved = read_json(layout.resolved)
+    results = Results.load(layout)
+    headline = read_json(layout.headline) if "headline" in resolved else None
     final = progression_report.final_step(results, headline)
-    figures = progression_report.figure_files(results, final, load_public_results(params))
+    figures = progression_report.figure_files(results, final, resolved["public_results"])
     search = ablation = None
     if search_record:  # how the recipes were chosen
         record = deciding_search(search_record)
@@ -46,7 +45,7 @@ def main(
         effects = load_effects(ablation_reports / EFFECTS.name)
         baseline = ablation_reports / "baseline.json"  # the final step's config it measured
         ablation = progression_report.Ablation(effects, read_json(baseline) if len(effects) else {})
-    without = read_json(layout.resolved)["without"]
+    without = resolved["without"]
     report = progression_report.write_report(results, headline, search, ablation, without)
     replace_report(results, final, report, figures)
     print(f"report: {len(results.entries)} steps -> {layout.reports / 'report.md'}", file=sys.stderr)

@@ -7,12 +7,15 @@ ablation's arms from the progression they ablate: `ablation_config`), validates 
 and that its layers fit their inputs) and writes reports/configs/<step>.json: what the step
 trains with, every default filled in, no prose (see `step_config.config_of`), and
 reports/resolved.json, what the reports read of the params: the steps in order with their
-descriptions, the final net's parameter count without each `without` part, an ablation's
-baseline and arms. A step's
+descriptions, the headline's steps, the published results, the final net's parameter count
+without each `without` part, an ablation's baseline and arms, and in a write-up pipeline
+(seed-systems/, writeups/<name>/) every step's and gpu step's size, so that its `compare`
+stage checks the claims of <pipeline>/claims.yaml without building a net; and
+reports/target.json, the `target` the evaluations mark each step against. A step's
 train stage depends on its file alone: editing one step retrains that step, editing the
 recipe retrains every step that does not override what changed, rewording a description
 retrains nothing. The sections the reports read (`target`, `headline`, `public_results`,
-`without`, a seed-systems pipeline's `systems`) are
+`without`, a write-up pipeline's claims file) are
 checked here too. A typo stops here, with one line
 naming the key, and no model or history is touched. Configs are replaced all at once; a
 step no longer in params loses its config, outputs and dvc.lock entries, which DVC keeps.
@@ -31,9 +34,22 @@ from mnist_budget.base.dvc_lock import forget_stages, lock_stages
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
 from mnist_budget.config.ablation_config import load_ablation
 from mnist_budget.config.params import ParamsError, load_params
-from mnist_budget.config.report_config import check_report_params, load_headline, load_without
-from mnist_budget.config.step_config import config_of, load_steps, parse_step, read_config
-from mnist_budget.report.seed_systems import load_systems, unchecked
+from mnist_budget.config.claims_config import load_claims, unchecked
+from mnist_budget.config.report_config import (
+    check_report_params,
+    load_headline,
+    load_public_results,
+    load_without,
+)
+from mnist_budget.config.step_config import (
+    StepConfig,
+    config_of,
+    load_gpu_steps,
+    load_steps,
+    load_target,
+    parse_step,
+    read_config,
+)
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_layers, build_net
 from stages.cli import pipeline_parser, stage_main
@@ -76,6 +92,25 @@ def check_ablation(path: Path) -> None:
         raise ParamsError(f"{path}: {error}; rename the step there too, or the arm with it") from None
 
 
+def write_up_sizes(layout: Layout, params: dict[str, Any], steps: dict[str, StepConfig]) -> dict[str, Any]:
+    """In a write-up pipeline (one with a claims file, or gpu steps): its claims validated
+    against the steps, and what its `compare` stage reads besides the trainings: the gpu
+    steps (shipped as configs only) and every step's size. {} in another pipeline."""
+    gpu_steps = load_gpu_steps(params)
+    if not (gpu_steps or layout.claims.is_file()):
+        return {}
+    all_steps = {**steps, **gpu_steps}
+    systems = load_claims(layout.claims, {name: step.epochs for name, step in all_steps.items()})
+    for line in unchecked(systems):
+        print(f"resolve: note: {line}", file=sys.stderr)
+    return {
+        "gpu_steps": {
+            name: {"description": step.description, "epochs": step.epochs} for name, step in gpu_steps.items()
+        },
+        "sizes": {name: count_params(build_net(step)) for name, step in all_steps.items()},
+    }
+
+
 @stage_main
 def main(layout: Layout = MAIN_LAYOUT, ablation_params: Path | None = None) -> None:
     params = load_params(layout.params)
@@ -109,17 +144,18 @@ def main(layout: Layout = MAIN_LAYOUT, ablation_params: Path | None = None) -> N
         descriptions = {resolved["baseline"]: ablation.description, **descriptions}
     resolved = {
         "steps": descriptions,
+        **({"headline": headline} if headline else {}),
+        "public_results": load_public_results(params),
         "without": without,
         **resolved,
+        **write_up_sizes(layout, params, steps),
     }
-    if "systems" in params:  # the claims `compare` reads, against every step
-        for line in unchecked(load_systems(params)):
-            print(f"resolve: note: {line}", file=sys.stderr)
     before = {path.name for path in layout.configs.glob("*.json")}
     write_all(
         {
             **{layout.config(name): json_bytes(config_of(step)) for name, step in steps.items()},
             layout.resolved: json_bytes(resolved),
+            layout.target: json_bytes(asdict(load_target(params))),
         },
         folders=(layout.configs,),
     )

@@ -131,11 +131,14 @@ def stages_ran(args: list[str], cwd: Path, env: dict) -> list[str]:
     return [line[len("Running stage '") : -len("':")] for line in lines if line.startswith("Running stage")]
 
 
-def add_pipeline(root: Path, name: str, params: str) -> None:
-    """Another pipeline in the project copy: the repository's <name>/dvc.yaml, test params."""
+def add_pipeline(root: Path, name: str, params: str, claims: str | None = None) -> None:
+    """Another pipeline in the project copy: the repository's <name>/dvc.yaml, test params
+    (and claims, for a write-up pipeline)."""
     (root / name).mkdir()
     shutil.copy(REPO / name / "dvc.yaml", root / name / "dvc.yaml")
     (root / name / "params.yaml").write_text(params)
+    if claims is not None:
+        (root / name / "claims.yaml").write_text(claims)
 
 
 def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:

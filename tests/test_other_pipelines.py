@@ -73,6 +73,8 @@ gpu_steps:
   x-huge:
     description: Too big for a CPU.
     layers: [conv 64, conv 128, gap, conv 10 k=1]
+"""
+SYSTEMS_CLAIMS = """\
 systems:
   x:
     title: System x
@@ -100,7 +102,7 @@ systems:
 def test_seed_systems_run_one_system_alone_then_compare(project):
     """The seed-systems pipeline: one system by a stage glob, then the comparison report."""
     root, env, _ = project
-    add_pipeline(root, "seed-systems", SYSTEMS_PARAMS)
+    add_pipeline(root, "seed-systems", SYSTEMS_PARAMS, SYSTEMS_CLAIMS)
     assert stages_ran(["dvc", "repro", "--glob", "seed-systems/dvc.yaml:*@x-*"], root, env) == [
         "seed-systems/dvc.yaml:resolve",
         "seed-systems/dvc.yaml:train@x-small",
@@ -231,12 +233,12 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
 # A user's write-up of two steps, checked: one claim matches (the parameters, counted exactly),
 # one falls short (99.9%: out of reach of one epoch), one cannot be checked.
 WRITEUP_PARAMS = """\
-target: {{test_accuracy: 0.3, max_params: 10000, max_epochs: 15}}
+target: {test_accuracy: 0.3, max_params: 10000, max_epochs: 15}
 recipe:
   epochs: 1
   batch_size: 32
   seeds: [1]
-  optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
 steps_build_on: previous
 steps:
   mine-1:
@@ -245,6 +247,8 @@ steps:
   mine-2:
     description: My second step, with batch norm.
     bn: true
+"""
+WRITEUP_CLAIMS = """\
 systems:
   mine:
     title: My notebook
@@ -271,14 +275,15 @@ def test_a_users_writeup_of_its_own_is_checked_claim_by_claim(project):
     params = count_params(build_net(step))["params_trainable"]
     folder = root / "writeups/mine"
     folder.mkdir(parents=True)
-    (folder / "params.yaml").write_text(WRITEUP_PARAMS.format(params=params, accuracy=0.999))
+    (folder / "params.yaml").write_text(WRITEUP_PARAMS)
+    (folder / "claims.yaml").write_text(WRITEUP_CLAIMS.format(params=params, accuracy=0.999))
     run([sys.executable, "-m", "mnist_budget.tools.dvc_yaml"], root, env)
     result = run(["dvc", "repro", "writeups/mine/dvc.yaml"], root, env)
     note = (
         "resolve: note: systems.mine.claims.mine-2.says: 'the loss falls smoothly' cannot be checked: the "
         "project checks a statement against the run only when it is one of: overfitting, not overfitting, "
         "less overfitting, still improving, drops after the target, same size as the previous step "
-        "(mnist_budget/report/seed_systems.py: STATEMENTS)"
+        "(mnist_budget/config/claims_config.py: STATEMENTS)"
     )
     assert [line for line in result.stderr.splitlines() if "cannot be checked" in line] == [note]
     report = (root / "reports/writeups/mine/report.md").read_text()
@@ -288,9 +293,10 @@ def test_a_users_writeup_of_its_own_is_checked_claim_by_claim(project):
     assert verdicts[("`mine-2`", "test accuracy at the final epoch")].startswith("❌ falls short")
     assert verdicts[("`mine-2`", "says")] == "cannot check: no check for this statement"
     # a bad claim stops resolve, naming the system, the step and the claim, before any training
-    (folder / "params.yaml").write_text(WRITEUP_PARAMS.format(params=params, accuracy=99.4))
+    (folder / "claims.yaml").write_text(WRITEUP_CLAIMS.format(params=params, accuracy=99.4))
     failed = run(["dvc", "repro", "writeups/mine/dvc.yaml"], root, env, check=False)
     assert failed.returncode != 0 and "Running stage 'writeups/mine/dvc.yaml:train" not in failed.stdout
     assert [line for line in failed.stderr.splitlines() if line.startswith("error: ")] == [
-        "error: invalid params: systems.mine.claims.mine-2.test_accuracy.final: is a fraction in (0, 1], got 99.4"
+        "error: invalid params: writeups/mine/claims.yaml: systems.mine.claims.mine-2.test_accuracy.final: "
+        "is a fraction in (0, 1], got 99.4"
     ]

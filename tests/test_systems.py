@@ -7,25 +7,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mnist_budget.config.claims_config import COUNTS, Claim, load_systems, unchecked
 from mnist_budget.config.params import ParamsError, load_params
-from mnist_budget.config.step_config import load_steps
+from mnist_budget.config.step_config import load_gpu_steps, load_steps
 from mnist_budget.report.seed_systems import (
-    COUNTS,
     PARAMS_TOLERANCE,
-    Claim,
     Run,
     check,
     compare_accuracy,
     comparison_rows,
-    load_gpu_steps,
-    load_systems,
-    unchecked,
 )
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
 from tests.conftest import SMALL_STEP as STEP
 
-SEED_SYSTEMS = Path(__file__).resolve().parents[1] / "seed-systems" / "params.yaml"
+SEED_SYSTEMS = Path(__file__).resolve().parents[1] / "seed-systems"
 FINAL_STEPS = {
     "keras-big-kernels",
     "keras-separable",
@@ -71,9 +67,24 @@ def params_with(**changes) -> dict:
     return params
 
 
+def all_steps(params: dict) -> dict:
+    """Every step and gpu step of a write-up pipeline's params, resolved."""
+    return {**load_steps(params), **load_gpu_steps(params)}
+
+
+def systems_of(params: dict) -> dict:
+    """`params`' systems (a claims file's), validated against its steps as `resolve` does."""
+    return load_systems(params["systems"], {name: step.epochs for name, step in all_steps(params).items()})
+
+
+def sizes_of(params: dict) -> dict:
+    """Every step's size, as `resolve` writes it for `compare`."""
+    return {name: count_params(build_net(step)) for name, step in all_steps(params).items()}
+
+
 def error_of(params: dict) -> str:
     with pytest.raises(ParamsError) as info:
-        load_systems(params)
+        systems_of(params)
     return str(info.value)
 
 
@@ -96,13 +107,13 @@ def run_of(
 
 @pytest.fixture(scope="module")
 def seed_params():
-    return load_params(SEED_SYSTEMS)
+    return {**load_params(SEED_SYSTEMS / "params.yaml"), **load_params(SEED_SYSTEMS / "claims.yaml")}
 
 
 def test_every_seed_system_step_matches_its_claimed_size(seed_params):
     """The multi-million-parameter steps are never trained here: this is their check."""
-    systems = load_systems(seed_params)
-    steps = {**load_steps(seed_params), **load_gpu_steps(seed_params)}
+    systems = systems_of(seed_params)
+    steps = all_steps(seed_params)
     checked = 0
     for system in systems.values():
         for claim in system.claims:
@@ -116,7 +127,7 @@ def test_every_seed_system_step_matches_its_claimed_size(seed_params):
 
 
 def test_the_four_systems_their_settings_and_seeds(seed_params):
-    systems = load_systems(seed_params)
+    systems = systems_of(seed_params)
     assert list(systems) == ["keras", "models7", "steps5", "steps7"]
     steps = load_steps(seed_params)
     assert {steps[n].optimizer["name"] for n in systems["keras"].steps} == {"adam"}
@@ -131,7 +142,7 @@ def test_the_four_systems_their_settings_and_seeds(seed_params):
 
 
 def test_valid_systems_load_in_order():
-    system = load_systems(PARAMS)["a"]
+    system = systems_of(PARAMS)["a"]
     assert system.steps == ["a-small", "a-next", "a-big"]
     small = [(c.kind, c.value, c.at) for c in system.claims if c.step == "a-small"]
     assert small == [
@@ -192,7 +203,7 @@ def test_every_step_belongs_to_a_system():
 def test_two_systems_may_share_a_first_step():
     params = copy.deepcopy(PARAMS)
     params["systems"]["b"] = {**params["systems"]["a"], "claims": {"a-small": {"epochs": 2}}}
-    assert load_systems(params)["b"].steps == ["a-small"]
+    assert systems_of(params)["b"].steps == ["a-small"]
 
 
 def test_a_gpu_step_may_not_also_be_a_step():
@@ -268,9 +279,11 @@ def test_statements_are_checked_against_the_train_test_gap_and_the_curve():
 
 
 def test_comparison_has_a_row_per_claim_and_says_what_was_not_trained():
-    systems = load_systems(PARAMS)
+    systems = systems_of(PARAMS)
     runs = {name: run_of({1: [0.985, 0.992], 2: [0.98, 0.996]}) for name in ("a-small", "a-next")}
-    rows = comparison_rows(systems, runs, load_gpu_steps(PARAMS), TARGET)
+    # the sizes `resolve` counted: a-small's as claimed, a-big's from its config
+    sizes = {**sizes_of(PARAMS), "a-small": runs["a-small"].params}
+    rows = comparison_rows(systems, runs, sizes, TARGET)
     assert len(rows) == len(systems["a"].claims) == 13
     by_claim = {(row["step"], row["claim"]): row for row in rows}
     best = by_claim[("`a-small`", "test accuracy at the best epoch")]
@@ -290,20 +303,20 @@ def test_comparison_has_a_row_per_claim_and_says_what_was_not_trained():
 
 def test_a_statement_with_no_check_is_kept_and_said_so_in_one_line():
     params = params_with(says=["overfitting", "the loss falls smoothly"])
-    systems = load_systems(params)
+    systems = systems_of(params)
     line = (
         "systems.a.claims.a-small.says: 'the loss falls smoothly' cannot be checked: the project checks "
         "a statement against the run only when it is one of: overfitting, not overfitting, less "
         "overfitting, still improving, drops after the target, same size as the previous step "
-        "(mnist_budget/report/seed_systems.py: STATEMENTS)"
+        "(mnist_budget/config/claims_config.py: STATEMENTS)"
     )
     assert unchecked(systems) == [line]
     runs = {name: run_of({1: [0.985, 0.992]}) for name in ("a-small", "a-next")}
-    rows = comparison_rows(systems, runs, load_gpu_steps(params), TARGET)
+    rows = comparison_rows(systems, runs, sizes_of(params), TARGET)
     smooth = next(row for row in rows if row["claimed"] == "the loss falls smoothly")
     assert (smooth["claim"], smooth["reproduced"], smooth["verdict"]) == (
         "says",
         "-",
         "cannot check: no check for this statement",
     )
-    assert unchecked(load_systems(PARAMS)) == []  # every statement of the shipped kind is checked
+    assert unchecked(systems_of(PARAMS)) == []  # every statement of the shipped kind is checked

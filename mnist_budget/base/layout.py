@@ -57,6 +57,14 @@ class Layout:
         return self.params.parent / "dvc.lock"  # beside the pipeline's dvc.yaml
 
     @property
+    def claims(self) -> Path:
+        return self.params.parent / "claims.yaml"  # a write-up pipeline's claims (`claims_config`)
+
+    @property
+    def target(self) -> Path:
+        return self.reports / "target.json"  # the params' `target`, as `resolve` validated it
+
+    @property
     def configs(self) -> Path:
         return self.reports / "configs"  # each step as it trains: written by `resolve`
 

@@ -54,7 +54,7 @@ class StepConfig:
     batch_size: int = _key(int, doc="images per optimizer step")
     seeds: tuple[int, ...] = _key(
         list,
-        [1, 2, 3],
+        [1, 2, 3, 4],
         "each seed trains the whole recipe once (weights, data order, augmentation); the step's "
         "results are over these seeds",
     )
@@ -74,7 +74,7 @@ class StepConfig:
         "decay of an exponential moving average of the weights (and BN statistics), which is "
         "what gets evaluated and saved; 0: off",
     )
-    bn: bool = _key(bool, True, "batch norm after each conv")
+    bn: bool = _key(bool, False, "batch norm after each conv")
     bn_affine: bool = _key(
         bool,
         True,
@@ -290,3 +290,12 @@ def resolve(params: dict[str, Any], section: str = "steps") -> dict[str, dict[st
 def load_steps(params: dict[str, Any], section: str = "steps") -> dict[str, StepConfig]:
     """All steps of a section, resolved and validated, in params order."""
     return {name: parse_step(name, entry) for name, entry in resolve(params, section).items()}
+def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:
+    """Steps shipped as configs only: too big to train on a CPU in reasonable time."""
+    entries = params.get("gpu_steps") or {}
+    require(isinstance(entries, dict), "gpu_steps", "expected a mapping of step name to step")
+    clashes = sorted(set(entries) & set(params.get("steps") or {}))
+    require(not clashes, f"gpu_steps.{clashes[0] if clashes else ''}", "is also in `steps`")
+    return load_steps(params, "gpu_steps") if entries else {}
+
+

@@ -1,11 +1,5 @@
-"""The seed systems: what each well-known write-up claimed, against what this project reproduced.
-
-A pipeline's params may hold `systems:` (see seed-systems/params.yaml): for each write-up, its
-title, how it counted parameters, why a reproduction may differ, and per step every claim the
-write-up makes: parameters, epochs, train and test accuracy read where the write-up read them
-(final epoch, best epoch or epoch N), the epoch a target was first reached, an accuracy held
-after an epoch, and statements about fitting. `gpu_steps:` holds steps too big to train on a
-CPU: their configs are validated and their parameters counted, but no stage trains them.
+"""The claim checker: each write-up's claims (`config.claims_config`) against what the project
+trained, read from the trainings' histories and the sizes `resolve` counted; no torch.
 
 Each claim is read on every seed the step trained, the way the write-up read it, and gets one
 verdict: "matches" when the claim lies within the seeds' range or within the seed noise of it,
@@ -14,84 +8,19 @@ verdict: "matches" when the claim lies within the seeds' range or within the see
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
-from mnist_budget.config.params import REQUIRED, Key, ParamsError, read_section, require
-from mnist_budget.config.step_config import StepConfig, load_steps
-from mnist_budget.train.model_stats import count_params
-from mnist_budget.train.nets import build_net
+from mnist_budget.config.claims_config import COUNTS, STATEMENTS, UNCHECKED, Claim, System
+from mnist_budget.config.params import ParamsError
 
-COUNTS = {
-    "total": "params_total",  # Keras: trainable + batch norm's running statistics
-    "trainable": "params_trainable",  # torchsummary: weights and biases only
-}
 PARAMS_TOLERANCE = 0.02  # a reproduced architecture matches within 2% of the claimed size
 # 0.1 pp: about the seed-to-seed spread of one recipe (the main pipeline's final step: std
 # 0.045 pp, range 0.09 pp over seeds 1-3)
 ACCURACY_TOLERANCE = 0.001
 LAST_EPOCHS = 3  # "still improving": the best test epoch lies in the last 3
-SYSTEM_KEYS = {
-    "title": Key(str, REQUIRED),
-    "source": Key(str, REQUIRED, "the write-up's file under ../shared/seeds/"),
-    "counts": Key(str, REQUIRED, "how the write-up counted parameters: total or trainable"),
-    "differs": Key(str, REQUIRED, "why a reproduction may differ"),
-    "claims": Key(dict, REQUIRED, "step -> its claims, in the order of the write-up's progression"),
-}
-CLAIM_KEYS = {
-    "epochs": Key(int, REQUIRED),
-    "params": Key(int, None, "parameters, counted as the system counts"),
-    "trainable_params": Key(int, None, "trainable parameters, where the write-up gives both"),
-    "test_accuracy": Key(dict, None, "where read (final, best or epoch N) -> accuracy"),
-    "train_accuracy": Key(dict, None, "where read (final, best or epoch N) -> accuracy"),
-    "reached": Key(dict, None, "{accuracy, epoch}: the test accuracy first reached at that epoch"),
-    "held": Key(dict, None, "{accuracy, after}: the test accuracy held in every epoch after that one"),
-    "says": Key(
-        list,
-        None,
-        "statements about fitting, each checked against the run (one it has no check for: 'cannot check')",
-    ),
-}
-REACHED_KEYS = {"accuracy": Key(float, REQUIRED), "epoch": Key(int, None, "omitted: at some epoch")}
-HELD_KEYS = {"accuracy": Key(float, REQUIRED), "after": Key(int, REQUIRED)}
-
-
-# A statement of a write-up that none of `STATEMENTS` checks: kept in the comparison, with why.
-UNCHECKED = "unchecked"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checkable claim of a write-up about one step."""
-
-    step: str
-    kind: str  # a CLAIM_KEYS key; "says" for a statement of STATEMENTS, UNCHECKED for another
-    value: Any  # int, float, (accuracy, epoch) or a statement
-    at: str | int | None = None  # where an accuracy was read: final, best or an epoch
-
-    @property
-    def read_at(self) -> str:
-        return f"epoch {self.at}" if isinstance(self.at, int) else f"the {self.at} epoch"
-
-
-@dataclass(frozen=True)
-class System:
-    name: str
-    title: str
-    source: str
-    counts: str
-    differs: str
-    epochs: dict[str, int]  # step -> claimed epochs, in the order of the write-up's progression
-    claims: list[Claim]
-
-    @property
-    def steps(self) -> list[str]:
-        return list(self.epochs)
 
 
 @dataclass(frozen=True)
@@ -119,117 +48,6 @@ class Run:
         train, test = self.read("train_accuracy", "best"), self.read("test_accuracy", "best")
         return sum(a - b for a, b in zip(train, test, strict=True)) / len(train)
 
-
-def _accuracy(value: Any, where: str) -> float:
-    require(isinstance(value, float) and 0 < value <= 1, where, f"is a fraction in (0, 1], got {value!r}")
-    return value
-
-
-def _epoch(value: Any, epochs: int, where: str) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= epochs
-    require(ok, where, f"must be an epoch number from 1 to {epochs}, got {value!r}")
-
-
-def _read_at(at: Any, epochs: int, where: str) -> str | int:
-    """Where an accuracy was read: final, best, or `epoch N` as the epoch number. Text keys
-    only: DVC hashes a params section with sorted keys, and fails on a mapping that mixes
-    numbers and text ({best: ..., 10: ...})."""
-    if at in ("final", "best"):
-        return at
-    epoch = re.fullmatch(r"epoch (\d+)", at) if isinstance(at, str) else None
-    require(epoch is not None, where, f"must be final, best or 'epoch N' (N from 1 to {epochs}), got {at!r}")
-    _epoch(int(epoch[1]), epochs, where)
-    return int(epoch[1])
-
-
-def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
-    values = read_section(entry, CLAIM_KEYS, where)
-    epochs = values["epochs"]
-    claims = [Claim(step, "epochs", epochs)]
-    for kind in ("params", "trainable_params"):
-        if values[kind] is not None:
-            require(values[kind] > 0, f"{where}.{kind}", "must be positive")
-            claims.append(Claim(step, kind, values[kind]))
-    for kind in ("train_accuracy", "test_accuracy"):
-        for at, accuracy in (values[kind] or {}).items():
-            key = f"{where}.{kind}.{at}"
-            claims.append(Claim(step, kind, _accuracy(accuracy, key), _read_at(at, epochs, key)))
-    if values["reached"] is not None:
-        reached = read_section(values["reached"], REACHED_KEYS, f"{where}.reached")
-        if reached["epoch"] is not None:
-            _epoch(reached["epoch"], epochs, f"{where}.reached.epoch")
-        accuracy = _accuracy(reached["accuracy"], f"{where}.reached.accuracy")
-        claims.append(Claim(step, "reached", accuracy, reached["epoch"]))
-    if values["held"] is not None:
-        held = read_section(values["held"], HELD_KEYS, f"{where}.held")
-        _epoch(held["after"], epochs - 1, f"{where}.held.after")
-        claims.append(
-            Claim(step, "held", _accuracy(held["accuracy"], f"{where}.held.accuracy"), held["after"])
-        )
-    for statement in values["says"] or []:
-        require(
-            isinstance(statement, str) and statement.strip(),
-            f"{where}.says",
-            f"expected text, got {statement!r}",
-        )
-        # a statement with no check here is kept, and said so (`unchecked`); one a letter or
-        # two from a checked one is a typo
-        typo = difflib.get_close_matches(statement, STATEMENTS, n=1, cutoff=0.75)
-        require(
-            statement in STATEMENTS or not typo,
-            f"{where}.says",
-            f"unknown statement {statement!r}; did you mean {typo[0]!r}?" if typo else "",
-        )
-        claims.append(Claim(step, "says" if statement in STATEMENTS else UNCHECKED, statement))
-    return epochs, claims
-
-
-def unchecked(systems: dict[str, System]) -> list[str]:
-    """One line per claim the project cannot check, naming it and why."""
-    return [
-        f"systems.{system.name}.claims.{claim.step}.says: {claim.value!r} cannot be checked: {NO_CHECK}"
-        for system in systems.values()
-        for claim in system.claims
-        if claim.kind == UNCHECKED
-    ]
-
-
-def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:
-    """Steps shipped as configs only: too big to train on a CPU in reasonable time."""
-    entries = params.get("gpu_steps") or {}
-    require(isinstance(entries, dict), "gpu_steps", "expected a mapping of step name to step")
-    clashes = sorted(set(entries) & set(params.get("steps") or {}))
-    require(not clashes, f"gpu_steps.{clashes[0] if clashes else ''}", "is also in `steps`")
-    return load_steps(params, "gpu_steps") if entries else {}
-
-
-def load_systems(params: dict[str, Any]) -> dict[str, System]:
-    """Validate `systems`: every claim names a step, and every step belongs to a system."""
-    section = params.get("systems")
-    require(isinstance(section, dict) and bool(section), "systems", "needs at least one system")
-    known = {**load_steps(params), **load_gpu_steps(params)}
-    systems, owned = {}, set()
-    for name, entry in section.items():
-        where = f"systems.{name}"
-        values = read_section(entry, SYSTEM_KEYS, where)
-        require(values["counts"] in COUNTS, f"{where}.counts", f"must be one of {', '.join(COUNTS)}")
-        epochs, claims = {}, []
-        for step, claim in values["claims"].items():
-            require(step in known, f"{where}.claims.{step}", "no such step in `steps` or `gpu_steps`")
-            owned.add(step)  # a shared first step may open several write-ups
-            epochs[step], step_claims = _read_claims(step, claim, f"{where}.claims.{step}")
-            require(
-                epochs[step] == known[step].epochs,
-                f"{where}.claims.{step}.epochs",
-                f"the claim is for {epochs[step]} epochs but the step trains {known[step].epochs}",
-            )
-            claims += step_claims
-        systems[name] = System(
-            name, values["title"], values["source"], values["counts"], values["differs"], epochs, claims
-        )
-    orphans = [step for step in known if step not in owned]
-    require(not orphans, f"steps.{orphans[0] if orphans else ''}", "belongs to no system in `steps`")
-    return systems
 
 
 # --- verdicts ------------------------------------------------------------------------------
@@ -317,7 +135,7 @@ def _same_size(run: Run, previous: Run | None, target: float) -> tuple[bool, str
     return now == before, f"{now:,} against {before:,}"
 
 
-STATEMENTS: dict[str, Callable[..., tuple[bool, str]]] = {
+CHECKS: dict[str, Callable[..., tuple[bool, str]]] = {
     # over-fitting as the write-ups judge it: best train accuracy above best test accuracy
     "overfitting": lambda run, previous, target: (run.gap() > ACCURACY_TOLERANCE, _gap_text(run.gap())),
     "not overfitting": lambda run, previous, target: (run.gap() <= ACCURACY_TOLERANCE, _gap_text(run.gap())),
@@ -331,15 +149,11 @@ STATEMENTS: dict[str, Callable[..., tuple[bool, str]]] = {
 }
 
 
-NO_CHECK = (
-    "the project checks a statement against the run only when it is one of: "
-    + ", ".join(STATEMENTS)
-    + " (mnist_budget/report/seed_systems.py: STATEMENTS)"
-)
+assert set(CHECKS) == set(STATEMENTS), "a check for each statement the claims may make"
 
 
 def check_statement(claim: Claim, run: Run, previous: Run | None, target: float) -> tuple[str, str]:
-    agrees, text = STATEMENTS[claim.value](run, previous, target)
+    agrees, text = CHECKS[claim.value](run, previous, target)
     return text, "✅ agrees" if agrees else "❌ disagrees"
 
 
@@ -400,12 +214,10 @@ def check(
 
 
 def comparison_rows(
-    systems: dict[str, System], runs: dict[str, Run], gpu_steps: dict[str, StepConfig], target: float
+    systems: dict[str, System], runs: dict[str, Run], sizes: dict[str, dict[str, int]], target: float
 ) -> list[dict[str, str]]:
     """One row per claim: what the write-up claimed, the run read the same way (every seed),
-    and a verdict."""
-    sizes = {name: run.params for name, run in runs.items()}
-    sizes |= {name: count_params(build_net(step)) for name, step in gpu_steps.items()}
+    and a verdict. `sizes`: every step's and gpu step's parameter counts, as `resolve` wrote them."""
     rows = []
     for system in systems.values():
         for claim in system.claims:

@@ -4,25 +4,26 @@ progression (changes compared within the system)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from mnist_budget.config.step_config import StepConfig
+from mnist_budget.config.claims_config import COUNTS, System
 from mnist_budget.report import figures, seed_systems
-from mnist_budget.report.seed_systems import COUNTS, Run, System
+from mnist_budget.report.seed_systems import Run
 from mnist_budget.report.writeup import Results, progression_table, reproduce_section, step_section
-from mnist_budget.train.model_stats import count_params
-from mnist_budget.train.nets import build_net
 
 
-def gpu_step_section(results: Results, name: str, step: StepConfig) -> list[str]:
-    counts, layout = count_params(build_net(step)), results.layout
+def gpu_step_section(results: Results, name: str, step: dict[str, Any], counts: dict[str, int]) -> list[str]:
+    """A step shipped as a config only; `step`: its description and epochs, `counts`: its
+    size, both as `resolve` wrote them."""
+    layout = results.layout
     return [
         f"### `{name}` (config only: needs a GPU)",
         "",
-        f"**Target.** {step.description}",
+        f"**Target.** {step['description']}",
         "",
         (
             f"**Result.** Not trained here: {counts['params_total']:,} parameters "
-            f"({counts['params_trainable']:,} trainable), {step.epochs} epochs, far too slow for "
+            f"({counts['params_trainable']:,} trainable), {step['epochs']} epochs, far too slow for "
             f"a laptop CPU. On a GPU machine, move it from `gpu_steps` to `steps` in "
             f"`{layout.params}` and run `dvc repro --glob '{layout.name}/dvc.yaml:*@{name}'`."
         ),
@@ -30,7 +31,9 @@ def gpu_step_section(results: Results, name: str, step: StepConfig) -> list[str]
     ]
 
 
-def system_section(results: Results, system: System, gpu_steps: dict[str, StepConfig]) -> list[str]:
+def system_section(
+    results: Results, system: System, gpu_steps: dict[str, dict[str, Any]], sizes: dict[str, dict[str, int]]
+) -> list[str]:
     """One write-up: its progression table, curves, then each step (changes within the system)."""
     trained = [name for name in system.steps if name in results.metrics]
     out = [
@@ -49,7 +52,7 @@ def system_section(results: Results, system: System, gpu_steps: dict[str, StepCo
     previous = None
     for name in system.steps:
         if name in gpu_steps:
-            out += gpu_step_section(results, name, gpu_steps[name])
+            out += gpu_step_section(results, name, gpu_steps[name], sizes[name])
             continue
         out += step_section(results, name, previous)
         previous = name
@@ -64,9 +67,15 @@ def runs(results: Results) -> dict[str, Run]:
     }
 
 
-def write_report(results: Results, systems: dict[str, System], gpu_steps: dict[str, StepConfig]) -> str:
+def write_report(
+    results: Results,
+    systems: dict[str, System],
+    gpu_steps: dict[str, dict[str, Any]],
+    sizes: dict[str, dict[str, int]],
+) -> str:
+    """The comparison, then each system; `gpu_steps` and `sizes` as `resolve` wrote them."""
     layout, target = results.layout, results.target
-    rows = seed_systems.comparison_rows(systems, runs(results), gpu_steps, target.test_accuracy)
+    rows = seed_systems.comparison_rows(systems, runs(results), sizes, target.test_accuracy)
     out = [
         f"# MNIST under budget: the `{layout.name}` pipeline",
         "",
@@ -114,7 +123,7 @@ def write_report(results: Results, systems: dict[str, System], gpu_steps: dict[s
         "",
     ]
     for system in systems.values():
-        out += system_section(results, system, gpu_steps)
+        out += system_section(results, system, gpu_steps, sizes)
     out += reproduce_section(layout)
     return "\n".join(out)
 

@@ -12,7 +12,7 @@ import pandas as pd
 from mnist_budget.base.atomic_files import json_bytes, read_json, write_all
 from mnist_budget.base.layout import MAIN, Layout
 from mnist_budget.config.optim_spec import steered_by_test
-from mnist_budget.config.step_config import Target, load_target
+from mnist_budget.config.step_config import Target
 from mnist_budget.report.history import LAST_EPOCHS, load_history, mean_curve, per_seed
 from mnist_budget.report.paired import CONFIDENCE, Effect, paired_effect, points
 from mnist_budget.report.plot_templates import accuracy_template, loss_template, lr_template
@@ -35,12 +35,12 @@ class Results:
     histories: dict[str, pd.DataFrame]
 
     @classmethod
-    def load(cls, layout: Layout, params: dict[str, Any]) -> Results:
+    def load(cls, layout: Layout) -> Results:
         descriptions = read_json(layout.resolved)["steps"]  # in progression order
         entries = {name: read_json(layout.config(name)) for name in descriptions}
         return cls(
             layout,
-            load_target(params),
+            Target(**read_json(layout.target)),
             entries,
             descriptions,
             {name: read_json(layout.metrics(name)) for name in entries},

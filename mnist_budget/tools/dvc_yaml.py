@@ -37,14 +37,14 @@ SHARED_STAGES = ("resolve", "train", "evaluate")  # the root's stages every sub-
 @dataclass(frozen=True)
 class ReportStage:
     """A sub-pipeline's last stage: its name, entry point, data it reads besides the
-    steps' reports and what `resolve` wrote, the params sections it reads (none: it reads
-    no params file) and its outputs under the reports folder."""
+    steps' reports and what `resolve` wrote (no report stage reads a params file), whether
+    it reads the target, and its outputs under the reports folder."""
 
     name: str
     module: str
     data: tuple[str, ...]
-    sections: tuple[str, ...]
     outs: tuple[str, ...] = ("report.md", "summary.csv", "figures", "plots")
+    reads_target: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,19 +59,19 @@ class SubPipeline:
     reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # values of other params files its paths name (DVC's `vars`: `${headline.final}`)
     vars: tuple[str, ...] = ()
+    # write-ups' claims beside its params (`claims_config`): read by resolve and the report stage
+    claims: bool = False
 
 
-# compare validates the claims against every step and gpu step, as resolved over the recipe
-WRITEUPS = SubPipeline(
-    ReportStage("compare", "stages.compare", (), ("recipe", "steps", "target", "gpu_steps", "systems"))
-)
+# compare checks the claims against every step's training and size, as `resolve` wrote them
+WRITEUPS = SubPipeline(ReportStage("compare", "stages.compare", ()), claims=True)
 # A user's own write-up to check: writeups/<name>/params.yaml, a seed-systems pipeline of its own
 # (docs/check-your-writeup.md)
 USER_WRITEUPS = Path("writeups")
 
 SUB_PIPELINES: dict[str, SubPipeline] = {
     # the progression report draws the final step's misclassified digits from data/raw (its verified IDX file)
-    "references": SubPipeline(ReportStage("report", "stages.report", ("data/raw",), ("target",))),
+    "references": SubPipeline(ReportStage("report", "stages.report", ("data/raw",))),
     "seed-systems": WRITEUPS,
     # one candidate per experiment, ranked by `python -m mnist_budget.tools.search`: no report stage
     "search": SubPipeline(),
@@ -86,8 +86,8 @@ SUB_PIPELINES: dict[str, SubPipeline] = {
             "report",
             "stages.ablation",
             ("reports/steps/${headline.final}/history.csv", "reports/configs/${headline.final}.json"),
-            (),
             ("report.md", "effects.csv", "baseline.json", "figures"),
+            reads_target=False,
         ),
         keeps_models=False,
         reads={"params.yaml": ("recipe", "steps_build_on", "steps", "headline")},
@@ -206,21 +206,21 @@ def root_from(layout: Layout) -> str:
     return "/".join([".."] * len(layout.params.parent.parts))
 
 
-def report_stage(layout: Layout, report: ReportStage, sections: list[str]) -> dict[str, Any]:
-    """`report`, reading those of its params sections the file has (`sections`)."""
-    reports, read = layout.reports, [s for s in report.sections if s in sections]
+def report_stage(layout: Layout, report: ReportStage, claims: bool) -> dict[str, Any]:
+    """`report`: it reads what `resolve` and the trainings wrote, and the claims file if any."""
     return {
         "wdir": root_from(layout),
         "cmd": f"python -m {report.module} --pipeline {layout.name}",
         "deps": [
-            f"{reports}/configs",
-            f"{reports}/resolved.json",
-            f"{reports}/steps",
+            f"{layout.reports}/configs",
+            str(layout.resolved),
+            *([str(layout.target)] if report.reads_target else []),
+            f"{layout.reports}/steps",
+            *([str(layout.claims)] if claims else []),
             *report.data,
-            *code_deps(report.module, reads_params=bool(read)),
+            *code_deps(report.module, reads_params=False),
         ],
-        **({"params": [{str(layout.params): read}]} if read else {}),
-        "outs": [{f"{reports}/{name}": {"cache": False, "persist": True}} for name in report.outs],
+        "outs": [{f"{layout.reports}/{name}": {"cache": False, "persist": True}} for name in report.outs],
     }
 
 
@@ -269,6 +269,8 @@ def sub_pipeline(name: str) -> str:
     # resolve validates the whole file, and what another params file adds (`reads`)
     stages["resolve"]["params"] = [{str(layout.params): sections}]
     stages["resolve"]["params"] += [{path: list(keys)} for path, keys in pipeline.reads.items()]
+    if pipeline.claims:
+        stages["resolve"]["deps"].insert(0, str(layout.claims))
     if not pipeline.keeps_models:
         del stages["evaluate"]  # it scores model files
         train = stages["train"]["do"]
@@ -279,7 +281,7 @@ def sub_pipeline(name: str) -> str:
             del train["outs"]
     report = pipeline.report
     if report is not None:
-        stages[report.name] = report_stage(layout, report, sections)
+        stages[report.name] = report_stage(layout, report, pipeline.claims)
     written = (
         f"{layout.models}/ and {layout.reports}/"
         if pipeline.keeps_models
