@@ -62,6 +62,9 @@ LAYER_KINDS: dict[str, LayerKind] = {
     "maxpool": LayerKind("max pooling", options=POOL_OPTIONS),
     "avgpool": LayerKind("average pooling", options=POOL_OPTIONS),
     "gap": LayerKind("global average pooling to 1×1"),
+    # where a net drops activations other than after a weight layer's BN and activation
+    # (`drop=`): after a pool, say, as Keras notebooks do
+    "dropout": LayerKind("dropout on its input, a share `p` zeroed", options={"p": Key(float, 0.5, "probability")}),
     "dense": LayerKind(
         "flatten + linear layer",
         width=True,
@@ -127,6 +130,8 @@ def _check_layer_options(kind: str, opts: dict[str, Any], where: str) -> None:
         require(opts.get(key, 1) >= 1, where, f"{key} must be at least 1")
     require(opts.get("p", 0) >= 0, where, "p must be at least 0")
     require(0 <= opts.get("drop", 0.0) < 1, where, "drop must be in [0, 1)")
+    if kind == "dropout":
+        require(0 < opts.get("p", 0.5) < 1, where, "p must be in (0, 1)")
     act = opts.get("act", NO_ACTIVATION)
     require(act in ACTIVATION_NAMES, where, f"unknown act {act!r}; valid: {', '.join(ACTIVATION_NAMES)}")
     if kind == "inception":

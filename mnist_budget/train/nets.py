@@ -189,6 +189,9 @@ class _Builder:
         module = GlobalAvgPool() if on_cuda else nn.AdaptiveAvgPool2d(1)
         return module, Shape(shape.channels, 1, 1, out.rf, out.jump)
 
+    def dropout(self, layer: Layer, shape: Shape, where: str, is_logits: bool):
+        return nn.Dropout(option_value(layer, "p")), shape
+
     def dense(self, layer: Layer, shape: Shape, where: str, is_logits: bool):
         flat = shape.channels * shape.height * shape.width
         linear = nn.Linear(flat, layer.width, bias=option_value(layer, "bias"))
@@ -250,6 +253,7 @@ BUILDERS: dict[str, Callable] = {
     "maxpool": _Builder.pool,
     "avgpool": _Builder.pool,
     "gap": _Builder.gap,
+    "dropout": _Builder.dropout,
     "dense": _Builder.dense,
     "inception": _Builder.inception,
     HOLDS_LAYERS: _Builder.residual,
