@@ -7,14 +7,14 @@ ablation's arms from the progression they ablate: `ablation_config`), validates 
 and that its layers fit their inputs) and writes reports/configs/<step>.json: what the step
 trains with, every default filled in, no prose (see `step_config.config_of`), and
 reports/resolved.json, what the reports read of the params: the steps in order with their
-descriptions, the headline's steps, the published results, the final net's parameter count
+descriptions, the headline's steps, the final net's parameter count
 without each `without` part, an ablation's baseline and arms, and in a write-up pipeline
 (seed-systems/, writeups/<name>/) every step's and gpu step's size, so that its `compare`
 stage checks the claims of <pipeline>/claims.yaml without building a net; and
 reports/target.json, the `target` the evaluations mark each step against. A step's
 train stage depends on its file alone: editing one step retrains that step, editing the
 recipe retrains every step that does not override what changed, rewording a description
-retrains nothing. The sections the reports read (`target`, `headline`, `public_results`,
+retrains nothing. The sections the reports read (`target`, `headline`,
 `without`, a write-up pipeline's claims file) are
 checked here too. A typo stops here, with one line
 naming the key, and no model or history is touched. Configs are replaced all at once; a
@@ -33,12 +33,11 @@ from mnist_budget.base.atomic_files import json_bytes, write_all
 from mnist_budget.base.dvc_lock import forget_stages, lock_stages
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
 from mnist_budget.config.ablation_config import load_ablation
-from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.claims_config import load_claims, unchecked
+from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.report_config import (
     check_report_params,
     load_headline,
-    load_public_results,
     load_without,
 )
 from mnist_budget.config.step_config import (
@@ -145,7 +144,6 @@ def main(layout: Layout = MAIN_LAYOUT, ablation_params: Path | None = None) -> N
     resolved = {
         "steps": descriptions,
         **({"headline": headline} if headline else {}),
-        "public_results": load_public_results(params),
         "without": without,
         **resolved,
         **write_up_sizes(layout, params, steps),

@@ -300,12 +300,12 @@ def test_exp_run_set_one_step_changes_exactly_that_step(project):
             "error: invalid params: headline.tiny: 'tiny-a' is not a step in `steps` (tiny-c, tiny-b)",
         ),
         (
-            "  accuracy: 0.5\n",
-            "  accuracy: 99.5\n",
-            "error: invalid params: public_results[0].accuracy: is a fraction in (0, 1]",
+            "target: {test_accuracy: 0.3,",
+            "target: {test_accuracy: 30.0,",
+            "error: invalid params: target.test_accuracy: is a fraction in (0, 1]",
         ),
     ],
-    ids=["typo", "space-in-name", "renamed-headline-step", "public-result-in-percent"],
+    ids=["typo", "space-in-name", "renamed-headline-step", "target-in-percent"],
 )
 def test_bad_params_stop_before_training_and_delete_nothing(project, old, new, error):
     root, env, _ = project

@@ -70,7 +70,8 @@ def test_the_main_recipe_and_the_step_defaults_agree():
     differ = [
         key
         for key in defaulted
-        if getattr(parse_step("recipe", {k: v for k, v in recipe.items() if k != key}), key) != getattr(full, key)
+        if getattr(parse_step("recipe", {k: v for k, v in recipe.items() if k != key}), key)
+        != getattr(full, key)
     ]
     assert differ == []
     assert {"bn", "seeds"} <= set(defaulted)  # the two that once disagreed
@@ -394,15 +395,6 @@ TARGET = {"test_accuracy": 0.994, "max_params": 8000, "max_epochs": 15}
             "headline.tiny: 's3-tiny' is not a step in `steps` (s1, s2)",
         ),
         ({"headline": {"final": "s1"}}, "headline.tiny: missing required key"),
-        (
-            {"public_results": [{"label": "x", "params": 10, "accuracy": 99.5}]},
-            "public_results[0].accuracy: is a fraction",
-        ),
-        (
-            {"public_results": [{"label": "x", "params": "9k", "accuracy": 0.99}]},
-            "public_results[0].params: expected an integer",
-        ),
-        ({"public_results": {"label": "x"}}, "public_results: expected a list"),
         ({"target": {**TARGET, "max_params": "8k"}}, "target.max_params: expected an integer"),
         ({"without": {"the pool": ["conv 8", "pool"]}}, "without.the pool[1]: unknown layer 'pool'"),
         ({"without": {"the pool": []}}, "without.the pool: expected a list of layers"),
@@ -411,9 +403,7 @@ TARGET = {"test_accuracy": 0.994, "max_params": 8000, "max_epochs": 15}
 def test_what_the_reports_read_is_checked_before_training(changes, error):
     with pytest.raises(ParamsError, match=re.escape(error)):
         report_params(**changes)
-    report_params(
-        headline={"final": "s1", "tiny": "s2"}, public_results=[{"label": "x", "params": 1, "accuracy": 0.9}]
-    )
+    report_params(headline={"final": "s1", "tiny": "s2"})
 
 
 def top_level_changes(before: dict, after: dict) -> list[str]:

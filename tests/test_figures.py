@@ -189,11 +189,16 @@ def test_params_figure_labels_overlap_nothing_and_name_every_published_result():
         "s4": (7592, {"mean": 0.9948, "min": 0.9946, "max": 0.9954}),
         "s5": (3884, {"mean": 0.9920, "min": 0.9907, "max": 0.9925}),
     }
-    public = [
-        {"label": "best public <8k", "params": 7752, "accuracy": 0.9955},
-        {"label": "best public <4k", "params": 3762, "accuracy": 0.9952},
-        {"label": "far below", "params": 3077, "accuracy": 0.9736},
-    ]
+    public = pd.DataFrame(  # as the public pipeline's systems.csv has them
+        [
+            {"step": "p-7752", "params_total": 7952, "claimed": 0.9955, "claimed_at": "final",
+             "final_mean": 0.9931, "final_min": 0.9925, "final_max": 0.9938},
+            {"step": "p-3762", "params_total": 3870, "claimed": 0.9952, "claimed_at": "best",
+             "final_mean": 0.9941, "final_min": 0.9936, "final_max": 0.9947},
+            {"step": "far-below", "params_total": 3082, "claimed": 0.9736, "claimed_at": "final",
+             "final_mean": None, "final_min": None, "final_max": None},
+        ]
+    )  # fmt: skip
     fig = params_figure(steps, public, Target(test_accuracy=0.994, max_params=8000, max_epochs=15))
     ax = fig.axes[0]
     try:
@@ -208,9 +213,19 @@ def test_params_figure_labels_overlap_nothing_and_name_every_published_result():
             t.get_text() for t in labels
         ]
         listed = next(t.get_text() for t in ax.texts if t.get_text().startswith("published"))
-        for number, ref in enumerate(public, start=1):
-            assert f"{number}. {ref['label']}" in listed
-        assert "3. far below: 3,077, 97.36% (below)" in listed  # not drawn, and said so
+        assert listed.splitlines()[1:] == [
+            "1. p-7752: 7,952, claimed 99.55% (final), re-run 99.31%",
+            "2. p-3762: 3,870, claimed 99.52% (best), re-run 99.41%",
+            "3. far-below: 3,082, claimed 97.36% (final), not re-run (below)",  # not drawn, and said so
+        ]
+        # each claim joined to its re-run: a grey line at its parameter count, claim to re-run
+        joins = {
+            tuple(line.get_xdata()): sorted(line.get_ydata())
+            for line in ax.lines
+            if line.get_color() == "tab:gray" and len(set(line.get_xdata())) == 1
+        }
+        assert joins[(7952, 7952)] == pytest.approx([99.31, 99.55])
+        assert joins[(3870, 3870)] == pytest.approx([99.41, 99.52])
         colours = step_colours(steps)
         step_labels = {t.get_text().split()[0]: t.get_color() for t in labels if t.get_text().startswith("s")}
         assert step_labels == colours

@@ -131,6 +131,25 @@ def test_dropout_per_step_and_per_layer():
     assert not any(isinstance(m, torch.nn.Dropout) for m in net[-2].modules())
 
 
+def test_a_dropout_layer_after_a_pool_drops_in_train_mode_only():
+    net = build_net(step_of(["conv 8", "maxpool", "dropout p=0.25", "conv 8", "gap", "conv 10 k=1"]))
+    dropout = net[2]
+    assert isinstance(dropout, torch.nn.Dropout) and dropout.p == 0.25
+    rows = layer_rows(step_of(["conv 8", "maxpool", "dropout p=0.25", "conv 8", "gap", "conv 10 k=1"]))
+    assert rows[2]["params_total"] == 0 and rows[2]["output"] == rows[1]["output"]  # shape kept
+    x = torch.ones(64, 8, 13, 13)
+    net.eval()
+    assert torch.equal(dropout(x), x)
+    net.train()
+    assert (dropout(x) == 0).float().mean().item() == pytest.approx(0.25, abs=0.02)
+
+
+@pytest.mark.parametrize("p", ["0", "1", "1.5"])
+def test_a_dropout_layer_needs_a_probability_below_one(p):
+    with pytest.raises(ValueError, match=r"steps.s.layers\[1\] \(dropout\): p must be in \(0, 1\)"):
+        step_of(["conv 8", f"dropout p={p}", "gap", "conv 10 k=1"])
+
+
 def test_batch_norm_without_affine_keeps_only_its_running_statistics():
     row = first_layer_counts("conv 16", bn_affine=False)
     # 1152 weights; no gamma/beta; BN running mean/var 32 non-trainable

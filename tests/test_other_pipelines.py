@@ -297,6 +297,6 @@ def test_a_users_writeup_of_its_own_is_checked_claim_by_claim(project):
     failed = run(["dvc", "repro", "writeups/mine/dvc.yaml"], root, env, check=False)
     assert failed.returncode != 0 and "Running stage 'writeups/mine/dvc.yaml:train" not in failed.stdout
     assert [line for line in failed.stderr.splitlines() if line.startswith("error: ")] == [
-        "error: invalid params: writeups/mine/claims.yaml: systems.mine.claims.mine-2.test_accuracy.final: "
-        "is a fraction in (0, 1], got 99.4"
+        "error: invalid params: writeups/mine/claims.yaml: "
+        + "systems.mine.claims.mine-2.test_accuracy.final: is a fraction in (0, 1], got 99.4"
     ]

@@ -12,10 +12,12 @@ from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.step_config import load_gpu_steps, load_steps
 from mnist_budget.report.seed_systems import (
     PARAMS_TOLERANCE,
+    SYSTEM_COLUMNS,
     Run,
     check,
     compare_accuracy,
     comparison_rows,
+    system_rows,
 )
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
@@ -320,3 +322,37 @@ def test_a_statement_with_no_check_is_kept_and_said_so_in_one_line():
         "cannot check: no check for this statement",
     )
     assert unchecked(systems_of(PARAMS)) == []  # every statement of the shipped kind is checked
+
+
+def test_a_claim_over_many_runs_is_read_as_their_mean():
+    params = params_with(runs=223)
+    claim = next(c for c in systems_of(params)["a"].claims if c.kind == "test_accuracy" and c.at == "best")
+    assert claim.runs == 223 and claim.read_at == "the best epoch, mean of 223 runs"
+    assert "systems.a.claims.a-small.runs: must be at least 1" in error_of(params_with(runs=0))
+
+
+def test_each_system_gets_one_row_its_last_net_its_quoted_claim_and_the_re_run():
+    params = copy.deepcopy(PARAMS)
+    params["systems"]["b"] = {
+        **params["systems"]["a"],
+        "claims": {"a-small": {"epochs": 2, "params": 1000, "test_accuracy": {"final": 0.99, "best": 0.995}}},
+    }
+    runs = {name: run_of({1: [0.985, 0.992], 2: [0.98, 0.996]}) for name in ("a-small", "a-next")}
+    sizes = {**sizes_of(params), "a-small": runs["a-small"].params}
+    rows = system_rows(systems_of(params), runs, sizes).set_index("system")
+    assert list(rows.columns) == SYSTEM_COLUMNS[1:]
+    trained = rows.loc["b"]  # quoted by its best epoch, the number people quote
+    assert (trained["step"], trained["claimed"], trained["claimed_at"], trained["seeds"]) == (
+        "a-small",
+        0.995,
+        "best",
+        2,
+    )
+    assert (trained["final_mean"], trained["final_min"], trained["best_mean"]) == pytest.approx(
+        (0.994, 0.992, 0.994)
+    )
+    assert trained["verdict"] == "✅ matches (-0.10 pp)"  # read at the best epoch, as claimed
+    assert trained["verdict_final"] == "✅ matches (-0.10 pp)"
+    gpu_only = rows.loc["a"]  # ends on a step trained elsewhere: no re-run
+    assert (gpu_only["step"], gpu_only["seeds"], gpu_only["claimed"]) == ("a-big", 0, 0.99)
+    assert pd.isna(gpu_only["final_mean"]) and pd.isna(gpu_only["verdict"])

@@ -44,6 +44,7 @@ CLAIM_KEYS = {
         None,
         "statements about fitting, each checked against the run (one it has no check for: 'cannot check')",
     ),
+    "runs": Key(int, 1, "how many runs the accuracies are over: several, their mean"),
 }
 REACHED_KEYS = {"accuracy": Key(float, REQUIRED), "epoch": Key(int, None, "omitted: at some epoch")}
 HELD_KEYS = {"accuracy": Key(float, REQUIRED), "after": Key(int, REQUIRED)}
@@ -78,10 +79,12 @@ class Claim:
     kind: str  # a CLAIM_KEYS key; "says" for a statement of STATEMENTS, UNCHECKED for another
     value: Any  # int, float, (accuracy, epoch) or a statement
     at: str | int | None = None  # where an accuracy was read: final, best or an epoch
+    runs: int = 1  # how many runs an accuracy is the mean of
 
     @property
     def read_at(self) -> str:
-        return f"epoch {self.at}" if isinstance(self.at, int) else f"the {self.at} epoch"
+        where = f"epoch {self.at}" if isinstance(self.at, int) else f"the {self.at} epoch"
+        return where if self.runs == 1 else f"{where}, mean of {self.runs:,} runs"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ def _read_at(at: Any, epochs: int, where: str) -> str | int:
 
 def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
     values = read_section(entry, CLAIM_KEYS, where)
-    epochs = values["epochs"]
+    epochs, runs = values["epochs"], values["runs"]
+    require(runs >= 1, f"{where}.runs", "must be at least 1")
     claims = [Claim(step, "epochs", epochs)]
     for kind in ("params", "trainable_params"):
         if values[kind] is not None:
@@ -132,7 +136,7 @@ def _read_claims(step: str, entry: Any, where: str) -> tuple[int, list[Claim]]:
     for kind in ("train_accuracy", "test_accuracy"):
         for at, accuracy in (values[kind] or {}).items():
             key = f"{where}.{kind}.{at}"
-            claims.append(Claim(step, kind, _accuracy(accuracy, key), _read_at(at, epochs, key)))
+            claims.append(Claim(step, kind, _accuracy(accuracy, key), _read_at(at, epochs, key), runs))
     if values["reached"] is not None:
         reached = read_section(values["reached"], REACHED_KEYS, f"{where}.reached")
         if reached["epoch"] is not None:

@@ -1,5 +1,5 @@
-"""The params sections the reports read besides the steps: `headline`, `public_results` and
-`without` (the main report), checked by `resolve`
+"""The params sections the reports read besides the steps: `headline` and `without` (the
+main report), checked by `resolve`
 before any training, so a stale or mistyped name stops the pipeline there, not after the
 models are trained."""
 
@@ -15,11 +15,6 @@ HEADLINE_KEYS = {
     "final": Key(str, REQUIRED, "the final step"),
     "tiny": Key(str, REQUIRED, "the smallest step"),
 }
-PUBLIC_RESULT_KEYS = {
-    "label": Key(str, REQUIRED, "how the figure names it"),
-    "params": Key(int, REQUIRED, "its parameter count, as published"),
-    "accuracy": Key(float, REQUIRED, "its test accuracy, a fraction, as published"),
-}
 
 
 def load_headline(params: dict[str, Any]) -> dict[str, str] | None:
@@ -31,19 +26,6 @@ def load_headline(params: dict[str, Any]) -> dict[str, str] | None:
     for role, step in headline.items():
         require(step in steps, f"headline.{role}", f"{step!r} is not a step in `steps` ({', '.join(steps)})")
     return headline
-
-
-def load_public_results(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The published results drawn beside the steps (none without the section)."""
-    entries = params.get("public_results", [])
-    require(isinstance(entries, list), "public_results", f"expected a list, got {entries!r}")
-    results = [
-        read_section(entry, PUBLIC_RESULT_KEYS, f"public_results[{i}]") for i, entry in enumerate(entries)
-    ]
-    for i, result in enumerate(results):
-        require(result["params"] > 0, f"public_results[{i}].params", "must be positive")
-        require(0 < result["accuracy"] <= 1, f"public_results[{i}].accuracy", "is a fraction in (0, 1]")
-    return results
 
 
 def load_without(params: dict[str, Any]) -> dict[str, list[str]]:
@@ -63,5 +45,4 @@ def check_report_params(params: dict[str, Any]) -> None:
     """Every section a report stage reads besides the steps, as it will read them."""
     load_target(params)
     load_headline(params)
-    load_public_results(params)
     load_without(params)

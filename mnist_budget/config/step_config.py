@@ -290,6 +290,8 @@ def resolve(params: dict[str, Any], section: str = "steps") -> dict[str, dict[st
 def load_steps(params: dict[str, Any], section: str = "steps") -> dict[str, StepConfig]:
     """All steps of a section, resolved and validated, in params order."""
     return {name: parse_step(name, entry) for name, entry in resolve(params, section).items()}
+
+
 def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:
     """Steps shipped as configs only: too big to train on a CPU in reasonable time."""
     entries = params.get("gpu_steps") or {}
@@ -297,5 +299,3 @@ def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:
     clashes = sorted(set(entries) & set(params.get("steps") or {}))
     require(not clashes, f"gpu_steps.{clashes[0] if clashes else ''}", "is also in `steps`")
     return load_steps(params, "gpu_steps") if entries else {}
-
-

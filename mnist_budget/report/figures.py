@@ -131,15 +131,16 @@ def loss_figure(histories: dict[str, pd.DataFrame], label_smoothing: dict[str, f
     return fig
 
 
-def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: list[dict], target: Target) -> bytes:
+def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: pd.DataFrame, target: Target) -> bytes:
     return _png(params_figure(steps, public, target))
 
 
-def params_figure(steps: dict[str, tuple[int, dict]], public: list[dict], target: Target) -> plt.Figure:
+def params_figure(steps: dict[str, tuple[int, dict]], public: pd.DataFrame, target: Target) -> plt.Figure:
     """Each step's parameters against its final test accuracy over seeds (mean, a bar from
-    the lowest to the highest seed), in its colour, labelled to the left; published results
-    (params.yaml `public_results`) as numbered grey squares, named in a list beside the
-    axes so that no label lands on another; the budget and target lines."""
+    the lowest to the highest seed), in its colour, labelled to the left; each published
+    result (the public pipeline's systems.csv) as its claim, a numbered grey square, joined
+    to its re-run here, a grey dot with the same bar, named in a list beside the axes so that
+    no label lands on another; the budget and target lines."""
     fig, ax = plt.subplots(figsize=(11, 5.5))
     colours = step_colours(steps)
     bottom = min(a["min"] for _, a in steps.values()) * 100 - 0.4  # zoom on the steps, not on outliers
@@ -160,23 +161,31 @@ def params_figure(steps: dict[str, tuple[int, dict]], public: list[dict], target
             bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},  # over the lines
         )  # fmt: skip
     named = []
-    for number, ref in enumerate(public, start=1):
-        below = ref["accuracy"] * 100 < bottom
-        named.append(
-            f"{number}. {ref['label']}: {ref['params']:,}, {ref['accuracy']:.2%}"
-            + (" (below)" if below else "")
-        )
-        if not below:
-            ax.scatter(ref["params"], ref["accuracy"] * 100, marker="s", color="tab:gray", zorder=2)
+    for number, row in enumerate(public.to_dict("records"), start=1):
+        params, claimed, rerun = row["params_total"], row["claimed"] * 100, row.get("final_mean")
+        rerun = None if rerun is None or pd.isna(rerun) else rerun * 100
+        shown = [value for value in (claimed, rerun) if value is not None and value >= bottom]
+        text = f"{number}. {row['step']}: {params:,}, claimed {row['claimed']:.2%} ({row['claimed_at']})"
+        text += f", re-run {rerun / 100:.2%}" if rerun is not None else ", not re-run"
+        named.append(text + ("" if shown else " (below)"))
+        if rerun is not None and rerun >= bottom:
+            low, high = rerun - row["final_min"] * 100, row["final_max"] * 100 - rerun
+            ax.errorbar(params, rerun, [[low], [high]], fmt="o", color="tab:gray", capsize=2, zorder=2)
+            ax.plot(
+                [params, params], [max(claimed, bottom), rerun], color="tab:gray", linewidth=0.8, zorder=1
+            )
+        if claimed >= bottom:
+            ax.scatter(params, claimed, marker="s", facecolor="white", edgecolor="tab:gray", zorder=2)
+        if shown:
             ax.annotate(
-                str(number), (ref["params"], ref["accuracy"] * 100), textcoords="offset points",
+                str(number), (params, max(shown)), textcoords="offset points",
                 xytext=(0, 6), ha="center", fontsize=8, color="dimgray",
             )  # fmt: skip
     ax.axhline(
         target.test_accuracy * 100, color="black", linestyle="--", linewidth=1, label="target accuracy"
     )
     ax.axvline(target.max_params, color="tab:red", linestyle=":", linewidth=1, label="parameter budget")
-    counts = [p for p, _ in steps.values()] + [r["params"] for r in public]
+    counts = [p for p, _ in steps.values()] + list(public["params_total"])
     ax.set_xscale("log")
     ax.set_xlim(min(counts) * 0.55, max(counts) * 1.35)
     ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -186,8 +195,8 @@ def params_figure(steps: dict[str, tuple[int, dict]], public: list[dict], target
     ax.set_xlabel("parameters, trainable + non-trainable (log scale)")
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title(
-        "Parameters against final test accuracy: each step (mean, bar: lowest to highest seed),\n"
-        "published results (grey, numbered: single runs)"
+        "Parameters against final test accuracy: each step (mean, bar: lowest to highest seed);\n"
+        "published results (grey, numbered): the claim (square) joined to its re-run here (dot, bar: seeds)"
     )
     if named:
         ax.text(1.02, 1.0, "published\n" + "\n".join(named), transform=ax.transAxes, fontsize=7, va="top")

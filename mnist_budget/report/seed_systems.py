@@ -49,7 +49,6 @@ class Run:
         return sum(a - b for a, b in zip(train, test, strict=True)) / len(train)
 
 
-
 # --- verdicts ------------------------------------------------------------------------------
 
 
@@ -253,3 +252,67 @@ def accuracy_claims(systems: dict[str, System], runs: dict[str, Run]) -> list[tu
 
 def comparison_table(rows: list[dict[str, str]]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)
+
+
+# systems.csv: one row per system (`system_rows`); the main report draws the public ones
+SYSTEM_COLUMNS = [
+    "system", "step", "source", "counts", "params_claimed", "params_counted", "params_total", "epochs",
+    "claimed", "claimed_at", "claimed_runs", "seeds",
+    "final_mean", "final_min", "final_max", "final_std", "best_mean", "verdict", "verdict_final",
+]  # fmt: skip
+# The order in which a system's accuracy claims speak for it: the number people quote first.
+HEADLINE_READS = ("best", "final")
+
+
+def headline_claim(system: System) -> Claim | None:
+    """The test accuracy claim of a system's last step that people quote: its best epoch's,
+    else its final epoch's, else the first it makes; None without one."""
+    last = system.steps[-1]
+    claims = [c for c in system.claims if c.step == last and c.kind == "test_accuracy"]
+    ranked = sorted(
+        claims, key=lambda c: HEADLINE_READS.index(c.at) if c.at in HEADLINE_READS else len(HEADLINE_READS)
+    )
+    return ranked[0] if ranked else None
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    series = pd.Series(values)
+    return {"mean": series.mean(), "min": series.min(), "max": series.max(), "std": series.std()}
+
+
+def system_rows(
+    systems: dict[str, System], runs: dict[str, Run], sizes: dict[str, dict[str, int]]
+) -> pd.DataFrame:
+    """One row per system: its last step (the net it ends on), the parameters claimed and
+    counted the same way, its headline accuracy claim, and the re-run over every seed: the
+    final epoch's mean, min, max and std, the best epoch's mean (chosen on the test set, for
+    comparison with a best-epoch claim), the claim's verdict read where the system read it,
+    and its verdict at the final epoch. A step not trained here has no re-run."""
+    rows = []
+    for system in systems.values():
+        step, claim = system.steps[-1], headline_claim(system)
+        params = next((c.value for c in system.claims if c.step == step and c.kind == "params"), None)
+        run = runs.get(step)
+        row = {
+            "system": system.name,
+            "step": step,
+            "source": system.source,
+            "counts": system.counts,
+            "params_claimed": params,
+            "params_counted": sizes[step][COUNTS[system.counts]],
+            "params_total": sizes[step]["params_total"],  # as the budget counts
+            "epochs": system.epochs[step],
+            "claimed": claim.value if claim else None,
+            "claimed_at": claim.at if claim else None,
+            "claimed_runs": claim.runs if claim else None,
+            "seeds": len(run.per_seed("test_accuracy")) if run else 0,
+        }
+        if run is not None:
+            final, best = run.read("test_accuracy", "final"), run.read("test_accuracy", "best")
+            row |= {f"final_{key}": value for key, value in _stats(final).items()}
+            row["best_mean"] = _stats(best)["mean"]
+            if claim:
+                row["verdict"] = compare_accuracy(claim.value, run.read("test_accuracy", claim.at))
+                row["verdict_final"] = compare_accuracy(claim.value, final)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=SYSTEM_COLUMNS)

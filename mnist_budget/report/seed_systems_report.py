@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mnist_budget.config.claims_config import COUNTS, System
 from mnist_budget.report import figures, seed_systems
 from mnist_budget.report.seed_systems import Run
@@ -67,13 +69,54 @@ def runs(results: Results) -> dict[str, Run]:
     }
 
 
+def claim_text(row: dict) -> str:
+    """`99.52% at the best epoch` (or `..., mean of 223 runs`)."""
+    if pd.isna(row["claimed"]):
+        return "-"
+    at = row["claimed_at"]
+    where = f"epoch {int(at)}" if str(at).isdigit() else f"the {at} epoch"
+    runs = "" if row["claimed_runs"] == 1 else f", mean of {int(row['claimed_runs']):,} runs"
+    return f"{row['claimed']:.2%} at {where}{runs}"
+
+
+def glance_table(systems: pd.DataFrame) -> str:
+    """The systems' rows (`seed_systems.system_rows`) as the report's first table."""
+    rows = []
+    for row in systems.to_dict("records"):
+        trained = row["seeds"] > 0
+        rows.append(
+            {
+                "system": row["system"],
+                "net": f"`{row['step']}`",
+                "parameters: claimed → counted": (
+                    "-" if pd.isna(row["params_claimed"]) else f"{int(row['params_claimed']):,}"
+                )
+                + f" → {row['params_counted']:,} ({row['counts']})",
+                "epochs": row["epochs"],
+                "claim": claim_text(row),
+                "re-run, final epoch: mean (min-max)": (
+                    f"{row['final_mean']:.2%} ({row['final_min']:.2%}-{row['final_max']:.2%}), "
+                    f"{row['seeds']} seeds"
+                    if trained
+                    else "not trained here (GPU only)"
+                ),
+                "re-run, best epoch (chosen on test)": f"{row['best_mean']:.2%}" if trained else "-",
+                "claim as read": row.get("verdict", "-") if trained else "-",
+                "claim at the final epoch": row.get("verdict_final", "-") if trained else "-",
+            }
+        )
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
 def write_report(
     results: Results,
     systems: dict[str, System],
     gpu_steps: dict[str, dict[str, Any]],
     sizes: dict[str, dict[str, int]],
+    glance: pd.DataFrame,
 ) -> str:
-    """The comparison, then each system; `gpu_steps` and `sizes` as `resolve` wrote them."""
+    """Each system's net at a glance (`glance`: `seed_systems.system_rows`), the comparison
+    claim by claim, then each system; `gpu_steps` and `sizes` as `resolve` wrote them."""
     layout, target = results.layout, results.target
     rows = seed_systems.comparison_rows(systems, runs(results), sizes, target.test_accuracy)
     out = [
@@ -87,6 +130,19 @@ def write_report(
             "with what it claimed. The progression tables mark each step against one common "
             f"target: {target.test_accuracy:.2%} final-epoch test accuracy with at most "
             f"{target.max_params:,} parameters in at most {target.max_epochs} epochs."
+        ),
+        "",
+        "## Each write-up's net at a glance",
+        "",
+        glance_table(glance),
+        "",
+        (
+            "Each write-up's last net: its parameters counted the way it counted them, the test "
+            "accuracy it is quoted by (its best epoch's when it gives one), and the re-run here "
+            "over every seed: the final epoch's mean and range, and for comparison the best "
+            "epoch's mean, which is chosen on the test set and so flatters a net. The verdicts "
+            "read the claim where the write-up read it, then at the final epoch "
+            "(systems.csv holds these rows)."
         ),
         "",
         "## Comparison with the write-ups",

@@ -64,7 +64,12 @@ class SubPipeline:
 
 
 # compare checks the claims against every step's training and size, as `resolve` wrote them
-WRITEUPS = SubPipeline(ReportStage("compare", "stages.compare", ()), claims=True)
+WRITEUPS = SubPipeline(
+    ReportStage(
+        "compare", "stages.compare", (), ("report.md", "systems.csv", "summary.csv", "figures", "plots")
+    ),
+    claims=True,
+)
 # A user's own write-up to check: writeups/<name>/params.yaml, a seed-systems pipeline of its own
 # (docs/check-your-writeup.md)
 USER_WRITEUPS = Path("writeups")
