@@ -1,12 +1,11 @@
 """Stage `report`: the progression written up, every number read from the stage outputs.
 
-    python -m stages.report [--pipeline NAME] [--search FOLDER] [--ablation FOLDER] [--public FOLDER]
+    python -m stages.report [--pipeline NAME] [--search FOLDER] [--ablation FOLDER]
 
 Writes reports/report.md (headline, table, then Target / Result / Analysis per step; with
 `--search`, how its recipes were chosen, from that search's record; with `--ablation`, each
-idea's effect, from that ablation's effects.csv and configs/; with `--public`, the published
-results' claims and re-runs, drawn beside the steps, from that pipeline's systems.csv: the
-stage declares all three as deps), summary.csv,
+idea's effect, from that ablation's effects.csv and configs/: the stage declares both as
+deps), summary.csv,
 the figures it embeds, and reports/plots/ (the series `dvc plots show` draws), all at once:
 a report that fails keeps the last one whole.
 """
@@ -15,8 +14,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import pandas as pd
 
 from mnist_budget.base.atomic_files import read_json
 from mnist_budget.base.layout import MAIN_LAYOUT, Layout
@@ -31,17 +28,13 @@ from stages.cli import pipeline_parser, stage_main
 
 @stage_main
 def main(
-    layout: Layout = MAIN_LAYOUT,
-    search_record: Path | None = None,
-    ablation_reports: Path | None = None,
-    public_reports: Path | None = None,
+    layout: Layout = MAIN_LAYOUT, search_record: Path | None = None, ablation_reports: Path | None = None
 ) -> None:
     resolved = read_json(layout.resolved)
     results = Results.load(layout)
     headline = read_json(layout.headline) if "headline" in resolved else None
     final = progression_report.final_step(results, headline)
-    public = pd.read_csv(public_reports / "systems.csv") if public_reports else pd.DataFrame()
-    figures = progression_report.figure_files(results, final, public)
+    figures = progression_report.figure_files(results, final)
     search = ablation = None
     if search_record:  # how the recipes were chosen
         record = deciding_search(search_record)
@@ -62,10 +55,5 @@ if __name__ == "__main__":
     parser = pipeline_parser(__doc__)
     parser.add_argument("--search", type=Path, help="a search's record to quote, e.g. reports/search")
     parser.add_argument("--ablation", type=Path, help="an ablation's reports to quote, e.g. reports/ablation")
-    parser.add_argument(
-        "--public",
-        type=Path,
-        help="the published results re-run, to draw beside the steps, e.g. reports/public",
-    )
     args = parser.parse_args()
-    main(Layout.of(args.pipeline), args.search, args.ablation, args.public)
+    main(Layout.of(args.pipeline), args.search, args.ablation)

@@ -19,7 +19,6 @@ from filelock import FileLock
 
 from mnist_budget.base.mnist import MNIST_FILES
 from mnist_budget.report.search_results import PREVIOUS_SEARCH, RUN_COLUMNS
-from mnist_budget.report.seed_systems import SYSTEM_COLUMNS
 from tests.conftest import serve_folder, write_synthetic_mnist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,8 +190,6 @@ def build_project(tmp: Path) -> None:
         (root / PREVIOUS_SEARCH / "runs.csv").write_text(",".join(RUN_COLUMNS) + "\n")
         (root / PREVIOUS_SEARCH / "params.yaml").write_text(SEARCH_PARAMS)
         (root / PREVIOUS_SEARCH / "candidates.yaml").write_text(CANDIDATES)
-        (root / "reports/public").mkdir()  # no published result re-run: the figure draws none
-        (root / "reports/public/systems.csv").write_text(",".join(SYSTEM_COLUMNS) + "\n")
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
         run(["git", "add", "-A"], root, env)

@@ -4,6 +4,7 @@ the results the pipelines wrote; the steps they name exist."""
 import json
 import re
 
+import pandas as pd
 import yaml
 
 from mnist_budget.config.params import load_params
@@ -150,3 +151,25 @@ def test_the_search_choice_says_adopted_only_once_every_finalist_has_its_seeds(t
     assert table[3] == "| final | `today` (incumbent) | 7,500 | 1 | 99.30% | 99.40% | 99.40% |  |"
     runs.write_text(runs.read_text() + "\nfinal,today,2,today-r2,2,7500,0.993,0.993")
     assert docs.search_choice().splitlines()[2].endswith("| **adopted** |")
+
+
+def test_the_public_results_table_has_a_row_per_source_and_the_projects_nets():
+    table = docs.public_results_table().splitlines()
+    systems = pd.read_csv(docs.ROOT / "reports/public/systems.csv")
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert [row[0] for row in rows] == [f"`{step}`" for step in systems["step"]] + [
+        "`s7-separable`",
+        "`s8-tiny`",
+    ]
+    for row, source in zip(rows, systems.to_dict("records")):
+        repo, path, _, commit = source["source"].split()
+        assert row[1] == f"[{repo}](https://github.com/{repo}/blob/{commit}/{path})"  # the file at its commit
+        if source["seeds"]:
+            assert row[5].startswith(f"{source['final_mean']:.2%} ({source['final_min']:.2%})")
+        else:
+            assert row[5].startswith("not re-run")
+    assert rows[-2][1] == "this project (final)"
+    summary = docs.public_results_summary()
+    assert summary.startswith(
+        f"{len(systems)} published results, {(systems['seeds'] > 0).sum()} re-run over 8 seeds"
+    )

@@ -199,7 +199,7 @@ def test_params_figure_labels_overlap_nothing_and_name_every_published_result():
              "final_mean": None, "final_min": None, "final_max": None},
         ]
     )  # fmt: skip
-    fig = params_figure(steps, public, Target(test_accuracy=0.994, max_params=8000, max_epochs=15))
+    fig = params_figure(steps, Target(test_accuracy=0.994, max_params=8000, max_epochs=15), public)
     ax = fig.axes[0]
     try:
         fig.canvas.draw()

@@ -131,16 +131,21 @@ def loss_figure(histories: dict[str, pd.DataFrame], label_smoothing: dict[str, f
     return fig
 
 
-def params_vs_accuracy(steps: dict[str, tuple[int, dict]], public: pd.DataFrame, target: Target) -> bytes:
-    return _png(params_figure(steps, public, target))
+def params_vs_accuracy(
+    steps: dict[str, tuple[int, dict]], target: Target, published: pd.DataFrame | None = None
+) -> bytes:
+    return _png(params_figure(steps, target, published))
 
 
-def params_figure(steps: dict[str, tuple[int, dict]], public: pd.DataFrame, target: Target) -> plt.Figure:
+def params_figure(
+    steps: dict[str, tuple[int, dict]], target: Target, published: pd.DataFrame | None = None
+) -> plt.Figure:
     """Each step's parameters against its final test accuracy over seeds (mean, a bar from
-    the lowest to the highest seed), in its colour, labelled to the left; each published
-    result (the public pipeline's systems.csv) as its claim, a numbered grey square, joined
-    to its re-run here, a grey dot with the same bar, named in a list beside the axes so that
-    no label lands on another; the budget and target lines."""
+    the lowest to the highest seed), in its colour, labelled to the left; with `published`
+    (a write-up pipeline's systems.csv rows), each write-up's claim as a numbered grey
+    square, joined to its re-run here, a grey dot with the same bar, named in a list beside
+    the axes so that no label lands on another; the budget and target lines."""
+    public = published if published is not None else pd.DataFrame(columns=["params_total"])
     fig, ax = plt.subplots(figsize=(11, 5.5))
     colours = step_colours(steps)
     bottom = min(a["min"] for _, a in steps.values()) * 100 - 0.4  # zoom on the steps, not on outliers
@@ -194,10 +199,12 @@ def params_figure(steps: dict[str, tuple[int, dict]], public: pd.DataFrame, targ
     ax.set_ylim(bottom, 100)
     ax.set_xlabel("parameters, trainable + non-trainable (log scale)")
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title(
-        "Parameters against final test accuracy: each step (mean, bar: lowest to highest seed);\n"
-        "published results (grey, numbered): the claim (square) joined to its re-run here (dot, bar: seeds)"
-    )
+    title = "Parameters against final test accuracy: each step (mean, bar: lowest to highest seed)"
+    if len(public):
+        title += (
+            ";\npublished (grey, numbered): the claim (square) joined to its re-run here (dot, bar: seeds)"
+        )
+    ax.set_title(title)
     if named:
         ax.text(1.02, 1.0, "published\n" + "\n".join(named), transform=ax.transAxes, fontsize=7, va="top")
     ax.grid(alpha=0.3, which="both")

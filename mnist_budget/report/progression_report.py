@@ -298,7 +298,7 @@ def write_report(
     return "\n".join(out)
 
 
-def figure_files(results: Results, final: str, public: pd.DataFrame) -> dict[Path, bytes]:
+def figure_files(results: Results, final: str) -> dict[Path, bytes]:
     """The report's figures, as reports/figures/<name>.png -> PNG bytes."""
     layout, metrics, target = results.layout, results.metrics, results.target
     points = {name: (m["params_total"], m["test_accuracy"]) for name, m in metrics.items()}  # over seeds
@@ -311,7 +311,7 @@ def figure_files(results: Results, final: str, public: pd.DataFrame) -> dict[Pat
         layout.figures / "loss.png": figures.loss_curves(
             results.histories, {name: results.entries[name]["label_smoothing"] for name in results.histories}
         ),
-        layout.figures / "params_vs_accuracy.png": figures.params_vs_accuracy(points, public, target),
+        layout.figures / "params_vs_accuracy.png": figures.params_vs_accuracy(points, target),
         layout.figures / "confusion.png": figures.confusion_matrix(confusion, final),
         layout.figures / "misclassified.png": figures.misclassified_grid(images, confusion.loc[wrong], final),
     }

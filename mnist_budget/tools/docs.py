@@ -35,6 +35,7 @@ from mnist_budget.report.ablation import (
     unmeasured_text,
 )
 from mnist_budget.report.search_results import adopted, adoption_state, deciding_search, ranked
+from mnist_budget.report.seed_systems_report import claim_text
 from mnist_budget.report.writeup import seeds_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,6 +229,80 @@ def search_choice() -> str:
     return markdown(header, rows)
 
 
+PUBLIC = Layout.of("public")
+
+
+def source_link(source: str) -> str:
+    """`owner/name path at <commit>` as a link to that file at that commit; a page as it is."""
+    words = source.split()
+    if len(words) == 4 and words[2] == "at":
+        repo, path, commit = words[0], words[1], words[3]
+        return f"[{repo}](https://github.com/{repo}/blob/{commit}/{path})"
+    return source
+
+
+def public_results_table() -> str:
+    """Each published result (reports/public/systems.csv): its claim against its re-run over
+    the seeds, then the project's final and tiny nets over the same seeds (reports/headline.json)."""
+    header = [
+        "net", "source", "parameters: claimed → counted", "epochs", "claim",
+        "re-run, final epoch: mean (min)", "best epoch (chosen on test)", "claim as read", "at the final epoch",
+    ]  # fmt: skip
+    rows = []
+    for row in pd.read_csv(ROOT / PUBLIC.reports / "systems.csv").to_dict("records"):
+        claimed = "-" if pd.isna(row["params_claimed"]) else f"{int(row['params_claimed']):,}"
+        rows.append(
+            [
+                f"`{row['step']}`",
+                source_link(row["source"]),
+                f"{claimed} → {row['params_counted']:,} ({row['counts']})",
+            ]
+        )
+        rows[-1] += [str(row["epochs"]), claim_text(row)]
+        if row["seeds"]:
+            rows[-1] += [
+                f"{row['final_mean']:.2%} ({row['final_min']:.2%}), {row['seeds']} seeds",
+                f"{row['best_mean']:.2%}", row["verdict"], row["verdict_final"],
+            ]  # fmt: skip
+        else:
+            rows[-1] += [f"not re-run: {row['epochs']} epochs x 8 seeds, configs only (GPU)", "-", "-", "-"]
+    for net, h in read_json(ROOT / MAIN.headline).items():
+        best = read_json(ROOT / MAIN.metrics(h["step"]))["best_test_accuracy"]
+        rows.append(
+            [
+                f"`{h['step']}`",
+                f"this project ({net})",
+                f"{h['params_total']:,} (total)",
+                str(h["epochs"]),
+                "-",
+            ]
+        )
+        rows[-1] += [f"{h['mean']:.2%} ({h['min']:.2%}), {len(h['seeds'])} seeds", f"{best:.2%}", "-", "-"]
+    return markdown(header, rows)
+
+
+def public_results_summary() -> str:
+    """How many claims of the re-run published results hold, and the largest gap."""
+    table = pd.read_csv(ROOT / PUBLIC.reports / "systems.csv")
+    rerun = table[table["seeds"] > 0]
+    holds = rerun["verdict"].str.startswith("✅").sum()
+    holds_final = rerun["verdict_final"].str.startswith("✅").sum()
+    gap = (rerun["final_mean"] - rerun["claimed"]).abs()
+    worst = rerun.loc[gap.idxmax()] if len(rerun) else None
+    said = (
+        f"{len(table)} published results, {len(rerun)} re-run over {int(rerun['seeds'].max()) if len(rerun) else 0} seeds: "
+        f"{holds} of {len(rerun)} claims hold read where the source read them, {holds_final} of {len(rerun)} at "
+        "the final epoch"
+    )
+    if worst is not None:
+        said += (
+            f"; the largest gap between a claim and its re-run's final mean: `{worst['step']}`, claimed "
+            f"{worst['claimed']:.2%}, re-run {worst['final_mean']:.2%} "
+            f"({(worst['final_mean'] - worst['claimed']) * 100:+.2f} pp)"
+        )
+    return said + "."
+
+
 TABLES = {
     "layers": layers_table,
     "step-keys": step_keys_table,
@@ -241,6 +316,8 @@ TABLES = {
     "search-choice": search_choice,
     "seed-systems": seed_systems_table,
     "seed-systems-counts": seed_systems_counts,
+    "public-results": public_results_table,
+    "public-results-summary": public_results_summary,
 }
 
 

@@ -65,8 +65,12 @@ class SubPipeline:
 
 # compare checks the claims against every step's training and size, as `resolve` wrote them
 WRITEUPS = SubPipeline(
+    # the project's final and tiny nets, drawn beside each write-up's claims
     ReportStage(
-        "compare", "stages.compare", (), ("report.md", "systems.csv", "summary.csv", "figures", "plots")
+        "compare",
+        "stages.compare",
+        ("reports/headline.json",),
+        ("report.md", "systems.csv", "summary.csv", "figures", "plots"),
     ),
     claims=True,
 )
