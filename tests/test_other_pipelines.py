@@ -134,6 +134,16 @@ def test_seed_systems_run_one_system_alone_then_compare(project):
     assert "## System x" in report and "### `x-huge` (config only: needs a GPU)" in report
     assert (root / "reports/seed-systems/figures/accuracy-y.png").stat().st_size > 0
     assert not (root / "models/seed-systems/x-huge").exists()
+    # one row per system: its last net, its quoted claim and the re-run, drawn beside the project's nets
+    systems = pd.read_csv(root / "reports/seed-systems/systems.csv").set_index("system")
+    assert list(systems["step"]) == ["x-small", "y-small"]
+    assert (systems.loc["y", "claimed"], systems.loc["y", "claimed_at"], systems.loc["y", "seeds"]) == (
+        0.999,
+        "best",
+        1,
+    )
+    assert systems.loc["y", "verdict"].startswith("❌ falls short")
+    assert (root / "reports/seed-systems/figures/params_vs_accuracy.png").stat().st_size > 0
 
 
 def experiment_text(root: Path, env: dict, name: str, path: str) -> str:

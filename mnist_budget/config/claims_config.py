@@ -1,6 +1,6 @@
 """A write-up's claims as data: `<pipeline>/claims.yaml`, read and validated, no torch.
 
-A pipeline that checks write-ups (seed-systems/, writeups/<name>/) keeps, beside its
+A pipeline that checks write-ups (seed-systems/, public/, writeups/<name>/) keeps, beside its
 params.yaml, a file `claims.yaml` whose `systems:` names each write-up: its title, source,
 how it counted parameters, why a reproduction may differ, and per step every claim it makes
 (parameters, epochs, train and test accuracy read where the write-up read them: final epoch,
@@ -26,7 +26,7 @@ COUNTS = {
 }
 SYSTEM_KEYS = {
     "title": Key(str, REQUIRED),
-    "source": Key(str, REQUIRED, "the write-up's file under ../shared/seeds/"),
+    "source": Key(str, REQUIRED, "where the write-up lives: a file, or `owner/repo path at <commit>`"),
     "counts": Key(str, REQUIRED, "how the write-up counted parameters: total or trainable"),
     "differs": Key(str, REQUIRED, "why a reproduction may differ"),
     "claims": Key(dict, REQUIRED, "step -> its claims, in the order of the write-up's progression"),
