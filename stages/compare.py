@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from mnist_budget.base.atomic_files import read_json
-from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.base.layout import Layout
 from mnist_budget.config.claims_config import load_claims
 from mnist_budget.report import seed_systems, seed_systems_report
 from mnist_budget.report.writeup import Results, replace_report
@@ -28,8 +28,7 @@ def main(layout: Layout) -> None:
     systems = load_claims(layout.claims, epochs | {name: step["epochs"] for name, step in gpu_steps.items()})
     glance = seed_systems.system_rows(systems, seed_systems_report.runs(results), resolved["sizes"])
     report = seed_systems_report.write_report(results, systems, gpu_steps, resolved["sizes"], glance)
-    headline = read_json(MAIN_LAYOUT.headline)  # the project's nets, drawn beside the write-ups'
-    files = seed_systems_report.figure_files(results, systems, glance, headline)
+    files = seed_systems_report.figure_files(results, systems, glance)
     files[layout.reports / "systems.csv"] = glance.to_csv(index=False).encode()
     replace_report(results, list(results.entries)[-1], report, files)
     print(f"compare: {len(systems)} systems -> {layout.reports / 'report.md'}", file=sys.stderr)

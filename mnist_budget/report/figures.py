@@ -148,7 +148,10 @@ def params_figure(
     public = published if published is not None else pd.DataFrame(columns=["params_total"])
     fig, ax = plt.subplots(figsize=(11, 5.5))
     colours = step_colours(steps)
-    bottom = min(a["min"] for _, a in steps.values()) * 100 - 0.4  # zoom on the steps, not on outliers
+    if steps:  # zoom on the steps, not on outliers
+        bottom = min(a["min"] for _, a in steps.values()) * 100 - 0.4
+    else:  # every claim and re-run in view
+        bottom = min([*public["claimed"], *public["final_min"].dropna()]) * 100 - 0.2
     gap = (100 - bottom) / 28  # about one label line
     label_y = -1.0
     for name, (params, spread) in sorted(steps.items(), key=lambda item: item[1][1]["mean"]):
@@ -199,12 +202,12 @@ def params_figure(
     ax.set_ylim(bottom, 100)
     ax.set_xlabel("parameters, trainable + non-trainable (log scale)")
     ax.set_ylabel("final test accuracy (%)")
-    title = "Parameters against final test accuracy: each step (mean, bar: lowest to highest seed)"
+    drawn = ["each step (mean, bar: lowest to highest seed)"] if steps else []
     if len(public):
-        title += (
-            ";\npublished (grey, numbered): the claim (square) joined to its re-run here (dot, bar: seeds)"
+        drawn.append(
+            "published (grey, numbered): the claim (square) joined to its re-run here (dot, bar: seeds)"
         )
-    ax.set_title(title)
+    ax.set_title("Parameters against final test accuracy: " + ";\n".join(drawn))
     if named:
         ax.text(1.02, 1.0, "published\n" + "\n".join(named), transform=ax.transAxes, fontsize=7, va="top")
     ax.grid(alpha=0.3, which="both")

@@ -294,6 +294,13 @@ def public_results_summary() -> str:
         f"{holds} of {len(rerun)} claims hold read where the source read them, {holds_final} of {len(rerun)} at "
         "the final epoch"
     )
+    below = rerun["final_mean"] < rerun["claimed"]
+    if below.any():
+        gaps = (rerun["claimed"] - rerun["final_mean"])[below] * 100
+        said += (
+            f"; {below.sum()} of {len(rerun)} re-runs' final means lie below their claims, "
+            f"by {gaps.min():.2f} to {gaps.max():.2f} pp"
+        )
     if worst is not None:
         said += (
             f"; the largest gap between a claim and its re-run's final mean: `{worst['step']}`, claimed "
