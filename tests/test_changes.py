@@ -283,7 +283,7 @@ def test_exp_run_set_one_step_changes_exactly_that_step(project):
             "  tiny-b:\n    layers: [conv 4, pool]\n    description: The same",
             (
                 "error: invalid params: steps.tiny-b.layers[1]: unknown layer 'pool'; "
-                "valid: conv, sepconv, maxpool, avgpool, gap, dense, inception, residual"
+                "valid: conv, sepconv, maxpool, avgpool, gap, dropout, dense, inception, residual"
             ),
         ),
         (

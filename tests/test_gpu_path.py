@@ -162,6 +162,9 @@ def tiny_project(root: Path, **changes) -> None:
     (root / "params.yaml").write_text(
         "target:\n  test_accuracy: 0.5\n  max_params: 100000\n  max_epochs: 15\n"
     )
+    target = {"test_accuracy": 0.5, "max_params": 100000, "max_epochs": 15}  # as `resolve` writes it
+    MAIN_LAYOUT.reports.mkdir()
+    MAIN_LAYOUT.target.write_bytes(json_bytes(target))
     prepared = root / "data/prepared"
     prepared.mkdir(parents=True)
     (train_images, train_labels), (test_images, test_labels) = (

@@ -54,7 +54,7 @@ class StepConfig:
     batch_size: int = _key(int, doc="images per optimizer step")
     seeds: tuple[int, ...] = _key(
         list,
-        [1, 2, 3, 4],
+        [1, 2, 3],
         "each seed trains the whole recipe once (weights, data order, augmentation); the step's "
         "results are over these seeds",
     )
@@ -74,7 +74,7 @@ class StepConfig:
         "decay of an exponential moving average of the weights (and BN statistics), which is "
         "what gets evaluated and saved; 0: off",
     )
-    bn: bool = _key(bool, False, "batch norm after each conv")
+    bn: bool = _key(bool, True, "batch norm after each conv")
     bn_affine: bool = _key(
         bool,
         True,
