@@ -21,6 +21,7 @@ from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES, steered_by_tes
 from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.report_config import check_report_params
 from mnist_budget.config.step_config import (
+    AUGMENT_ADDED,
     NOT_IDEAS,
     STEP_KEYS,
     config_of,
@@ -306,6 +307,21 @@ def test_a_default_written_out_or_left_out_gives_the_same_config():
     )
 
 
+def test_an_augment_key_added_later_is_written_only_where_it_is_set():
+    # every config written before `elastic` existed stays byte for byte what it was
+    plain = config_of(parse_step("s1", entry(augment={"rotate": 5})))
+    assert not set(AUGMENT_ADDED) & set(plain["augment"])
+    assert (
+        config_of(parse_step("s1", entry(augment={"rotate": 5, "elastic": 0, "elastic_sigma": 4}))) == plain
+    )
+    warped = config_of(parse_step("s1", entry(augment={"rotate": 5, "elastic": 8})))
+    assert warped["augment"] == {**plain["augment"], "elastic": 8.0}
+    assert read_config("s1", warped).augment["elastic_sigma"] == 4.0
+    assert config_of(read_config("s1", warped)) == warped
+    with pytest.raises(ValueError, match=r"steps.s1.augment.elastic_sigma: must be above 0"):
+        parse_step("s1", entry(augment={"elastic": 8, "elastic_sigma": 0}))
+
+
 def test_a_config_file_reads_back_into_the_step_it_describes():
     step = parse_step(
         "s1", entry(layers=["conv 8 p=1 bn=false", {"residual": ["conv 8 p=1"]}, "gap", "conv 10 k=1"])
@@ -324,6 +340,7 @@ def test_a_config_file_reads_back_into_the_step_it_describes():
         "seed-systems/params.yaml",
         "search/params.yaml",
         "ablation/params.yaml",
+        "public/params.yaml",
     ],
 )
 def test_every_committed_config_is_what_its_step_resolves_to(pipeline):
