@@ -105,6 +105,10 @@ recipe:
 steps:
   candidate:
     description: One candidate of the search.
+teacher:
+  description: The teacher a candidate may learn from.
+  layers: [conv 8, maxpool, conv 16, gap, conv 10 k=1]
+  seeds: [1]
 """
 
 CANDIDATES = """\
@@ -117,7 +121,7 @@ budgets:
     candidates:
       plain: {}
       stalled: {optimizer: {lr: 0.0000001}}
-      adam-rotated: {optimizer: {name: adam, lr: 0.01}, augment: {rotate: 10}, batch_size: 16}
+      adam-rotated: {optimizer: {name: adam, lr: 0.01}, augment: {rotate: 10}, batch_size: 16, distill: {weight: 0.5}}
 """
 
 

@@ -69,7 +69,7 @@ def test_code_deps_leave_out_only_wording_and_what_the_config_file_carries():
 # reads differently ($SHELL or /bin/sh on Linux and macOS, cmd.exe on Windows, which has no
 # `exec`, `&&` chains, `$VAR`, single quotes or `;`). Dying with `dvc` is the stage's own job
 # (`signals.die_with_parent`), past a shell that stays in between.
-PORTABLE_CMD = re.compile(r'python -m stages\.\w+( "\$\{key\}")?( --[a-z-]+( [\w./-]+)?)*')
+PORTABLE_CMD = re.compile(r'python -m stages\.\w+( "\$\{key\}"| teacher)?( --[a-z-]+( [\w./-]+)?)*')
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=str)
@@ -140,3 +140,20 @@ def test_every_training_of_every_pipeline_can_be_run_cached():
         for stage in trainings:
             assert not [out for out in stage.outs if out.persist], stage.addressing
             assert all(out.use_cache or out.is_metric or out.is_plot for out in stage.outs), stage.addressing
+
+
+def test_a_pipeline_with_a_teacher_trains_it_once_before_every_step():
+    """search/params.yaml has a `teacher:`: its stage is the train stage's command on that
+    step, and every step's training depends on its model; the other pipelines have none."""
+    stages = stage_bodies(Path("search/dvc.yaml"))
+    teacher, train = stages["teacher"], stages["train"]
+    assert list(stages)[:3] == ["resolve", "teacher", "train"]
+    assert teacher["cmd"] == "python -m stages.train teacher --pipeline search"
+    assert (
+        teacher["outs"] == ["models/search/teacher"]
+        and "reports/search/configs/teacher.json" in teacher["deps"]
+    )
+    assert "models/search/teacher" in train["deps"] and "models/search/teacher" not in teacher["deps"]
+    assert [dep for dep in teacher["deps"] if is_code(dep)] == [dep for dep in train["deps"] if is_code(dep)]
+    others = [name for name in SUB_PIPELINES if name != "search"]
+    assert not any("teacher" in stage_bodies(Path(name) / "dvc.yaml") for name in others)

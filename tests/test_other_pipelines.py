@@ -195,6 +195,7 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert history["val_accuracy"].iloc[-1] == metrics["validation_accuracy"]["mean"]
     config = experiment_file(root, env, "adam-rotated-r1", "reports/search/configs/candidate.json")
     assert config["optimizer"] == adam(0.01) and config["batch_size"] == 16
+    assert config["distill"] == {"weight": 0.5, "temperature": 4.0}  # it learnt from the teacher too
     augment = {key: spec.default for key, spec in AUGMENT.items()}  # the resolved config states them all
     assert config["augment"] == {**augment, "rotate": 10.0} and config["validation"] == 80
     table = (root / "reports/search/table.md").read_text()
