@@ -196,6 +196,8 @@ def build_project(tmp: Path) -> None:
         (root / PREVIOUS_SEARCH / "candidates.yaml").write_text(CANDIDATES)
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
+        # the test search has a teacher: its dvc.yaml gets the teacher's stage
+        run([sys.executable, "-m", "mnist_budget.tools.dvc_yaml"], root, env)
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "project"], root, env)
         first = run(["dvc", "repro"], root, env)

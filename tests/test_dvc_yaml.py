@@ -11,6 +11,7 @@ import pytest
 import yaml
 from dvc.repo import Repo
 
+from mnist_budget.base.layout import Layout
 from mnist_budget.tools.dvc_yaml import (
     CONFIG_READERS,
     FAULT_WORDING,
@@ -21,6 +22,7 @@ from mnist_budget.tools.dvc_yaml import (
     is_code,
     sub_pipeline,
     sub_pipelines,
+    with_teacher,
 )
 
 SUB_PIPELINES = sub_pipelines()  # the project's, and writeups/example
@@ -143,17 +145,17 @@ def test_every_training_of_every_pipeline_can_be_run_cached():
 
 
 def test_a_pipeline_with_a_teacher_trains_it_once_before_every_step():
-    """search/params.yaml has a `teacher:`: its stage is the train stage's command on that
-    step, and every step's training depends on its model; the other pipelines have none."""
-    stages = stage_bodies(Path("search/dvc.yaml"))
-    teacher, train = stages["teacher"], stages["train"]
+    """A pipeline whose params have a `teacher:` gets its stage: the train stage's command on
+    that step, before the steps, each of whose trainings depends on its model."""
+    with open(ROOT / "search/dvc.yaml") as f:
+        stages = with_teacher(yaml.safe_load(f)["stages"], Layout.of("search"))
+    teacher, train = stages["teacher"], stages["train"]["do"]
     assert list(stages)[:3] == ["resolve", "teacher", "train"]
     assert teacher["cmd"] == "python -m stages.train teacher --pipeline search"
+    assert PORTABLE_CMD.fullmatch(teacher["cmd"])
     assert (
         teacher["outs"] == ["models/search/teacher"]
         and "reports/search/configs/teacher.json" in teacher["deps"]
     )
     assert "models/search/teacher" in train["deps"] and "models/search/teacher" not in teacher["deps"]
     assert [dep for dep in teacher["deps"] if is_code(dep)] == [dep for dep in train["deps"] if is_code(dep)]
-    others = [name for name in SUB_PIPELINES if name != "search"]
-    assert not any("teacher" in stage_bodies(Path(name) / "dvc.yaml") for name in others)

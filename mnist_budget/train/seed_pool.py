@@ -38,7 +38,8 @@ def train_seed(
     device, generator = set_up(step, seed, threads)
     # channels-last: oneDNN's faster convolution layout on the CPU (+13% img/s at batch 64)
     model = build_net(step).to(device, memory_format=torch.channels_last)
-    taught = load_model(*teacher)[0].to(device).eval() if teacher is not None else None
+    # an exported program computes as the net did in eval mode (and refuses .eval())
+    taught = load_model(*teacher)[0].to(device) if teacher is not None else None
     history, trained = fit(
         model,
         load_mnist(device, step.validation),
