@@ -11,7 +11,8 @@ descriptions, the headline's steps, the final net's parameter count
 without each `without` part, an ablation's baseline and arms, and in a write-up pipeline
 (seed-systems/, writeups/<name>/) every step's and gpu step's size, so that its `compare`
 stage checks the claims of <pipeline>/claims.yaml without building a net; and
-reports/target.json, the `target` the evaluations mark each step against. A step's
+reports/target.json, the `target` the evaluations mark each step against; and with a
+`teacher:` section, the teacher's config beside the steps' (its own stage trains it). A step's
 train stage depends on its file alone: editing one step retrains that step, editing the
 recipe retrains every step that does not override what changed, rewording a description
 retrains nothing. The sections the reports read (`target`, `headline`,
@@ -46,6 +47,7 @@ from mnist_budget.config.step_config import (
     load_gpu_steps,
     load_steps,
     load_target,
+    load_teacher,
     parse_step,
     read_config,
 )
@@ -124,7 +126,9 @@ def main(layout: Layout = MAIN_LAYOUT, ablation_params: Path | None = None) -> N
         resolved["arms"] = {name: asdict(arm) for name, arm in ablation.arms.items()}
     else:
         steps = load_steps(params)
-    for step in steps.values():
+    teacher = load_teacher(params, steps)
+    taught = {teacher.name: teacher} if teacher else {}  # trained by a stage of its own
+    for step in [*steps.values(), *taught.values()]:
         build_layers(step)  # shapes: a layer that does not fit its input fails now
     check_report_params(params)
     if ablation_params:
@@ -147,23 +151,36 @@ def main(layout: Layout = MAIN_LAYOUT, ablation_params: Path | None = None) -> N
         "without": without,
         **resolved,
         **write_up_sizes(layout, params, steps),
+        **(
+            {
+                "teacher": {
+                    "description": teacher.description,
+                    "epochs": teacher.epochs,
+                    **count_params(build_net(teacher)),
+                }
+            }
+            if teacher
+            else {}
+        ),
     }
     before = {path.name for path in layout.configs.glob("*.json")}
     write_all(
         {
-            **{layout.config(name): json_bytes(config_of(step)) for name, step in steps.items()},
+            **{
+                layout.config(name): json_bytes(config_of(step)) for name, step in {**steps, **taught}.items()
+            },
             layout.resolved: json_bytes(resolved),
             layout.target: json_bytes(asdict(load_target(params))),
         },
         folders=(layout.configs,),
     )
-    stale = sorted(before - {layout.config(name).name for name in steps})
+    stale = sorted(before - {layout.config(name).name for name in {**steps, **taught}})
     print(
         f"resolve: {len(steps)} steps valid -> {layout.configs}/"
         + (f" (removed {', '.join(stale)})" if stale else ""),
         file=sys.stderr,
     )
-    if old := remove_old_steps(layout, steps):
+    if old := remove_old_steps(layout, {**steps, **taught}):
         print(
             f"resolve: removed the outputs and {layout.lock} entries of steps no longer in "
             f"{layout.params}: {', '.join(old)} (`git checkout` and `dvc checkout` bring them back)",

@@ -24,13 +24,15 @@ import time
 import pandas as pd
 
 from mnist_budget.base.atomic_files import check_writable, json_bytes, read_json, write_all, write_bytes
+from mnist_budget.base.dvc_lock import recorded_files
+from mnist_budget.base.errors import StageError
 from mnist_budget.base.kernels import check_pinned, pin, slow_bf16
-from mnist_budget.base.layout import MAIN_LAYOUT, Layout, trained_mark
-from mnist_budget.config.step_config import read_config
+from mnist_budget.base.layout import MAIN_LAYOUT, TEACHER, Layout, trained_mark
+from mnist_budget.config.step_config import StepConfig, read_config
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
 from mnist_budget.train.runtime import hold_cuda_to_fp32, made_on, pick_device, worker_count
-from mnist_budget.train.seed_pool import train_seeds
+from mnist_budget.train.seed_pool import Teacher, train_seeds
 from stages.cli import pipeline_parser, stage_main
 
 
@@ -40,11 +42,29 @@ def lost_outputs(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = Tr
     DVC cache as dvc.lock names them (a failed run leaves dvc.lock as it was)."""
     files = [layout.history(name), layout.made_on(name)]
     models = [layout.model_dir(name)] if keep_models else []
-    recorded = layout.lock.is_file() and f"train@{name}:" in layout.lock.read_text()
+    recorded = layout.lock.is_file() and f"{layout.train_stage(name)}:" in layout.lock.read_text()
     if not recorded or all(path.exists() for path in files + models):  # nothing DVC could have removed
         return None
     command = f"git checkout -- {' '.join(path.as_posix() for path in files)}"
-    return command + (f" && dvc checkout {layout.stage_target('train', name)}" if keep_models else "")
+    return command + (
+        f" && dvc checkout {layout.stage_target(layout.train_stage(name))}" if keep_models else ""
+    )
+
+
+def teacher_of(step: StepConfig, layout: Layout) -> Teacher | None:
+    """The model file a step that distils learns from, with the md5 the pipeline's dvc.lock
+    records for it (loaded only if its bytes are those: `model_file.load_model`)."""
+    if not step.distill:
+        return None
+    teacher = read_config(TEACHER, read_json(layout.config(TEACHER)))
+    path = layout.model(TEACHER, teacher.seeds[0])
+    md5 = recorded_files(layout.lock, TEACHER, layout.model_dir(TEACHER)).get(path)
+    if md5 is None:
+        raise StageError(
+            f"step {step.name} distils, but {layout.lock} records no teacher model {path}: "
+            f"train it first, `dvc repro {layout.stage_target(TEACHER)}`"
+        )
+    return path, md5
 
 
 @stage_main(lost=lost_outputs)
@@ -79,7 +99,7 @@ def main(name: str, layout: Layout = MAIN_LAYOUT, keep_models: bool = True) -> N
             file=sys.stderr,
         )
     started = time.perf_counter()
-    runs = train_seeds(step)
+    runs = train_seeds(step, teacher_of(step, layout))
     minutes = (time.perf_counter() - started) / 60  # printed, never written: outputs stay byte-identical
     history = pd.DataFrame([row for rows, _ in runs.values() for row in rows]).to_csv(index=False)
     # a seed no longer in the step's list loses its model file

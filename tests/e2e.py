@@ -105,6 +105,10 @@ recipe:
 steps:
   candidate:
     description: One candidate of the search.
+teacher:
+  description: The teacher a candidate may learn from.
+  layers: [conv 8, maxpool, conv 16, gap, conv 10 k=1]
+  seeds: [1]
 """
 
 CANDIDATES = """\
@@ -117,7 +121,7 @@ budgets:
     candidates:
       plain: {}
       stalled: {optimizer: {lr: 0.0000001}}
-      adam-rotated: {optimizer: {name: adam, lr: 0.01}, augment: {rotate: 10}, batch_size: 16}
+      adam-rotated: {optimizer: {name: adam, lr: 0.01}, augment: {rotate: 10}, batch_size: 16, distill: {weight: 0.5}}
 """
 
 
@@ -192,6 +196,8 @@ def build_project(tmp: Path) -> None:
         (root / PREVIOUS_SEARCH / "candidates.yaml").write_text(CANDIDATES)
         (root / "data/mnist.sha256").write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
         add_pipeline(root, "ablation", ABLATION_PARAMS)  # upstream of the report, which quotes it
+        # the test search has a teacher: its dvc.yaml gets the teacher's stage
+        run([sys.executable, "-m", "mnist_budget.tools.dvc_yaml"], root, env)
         run(["git", "add", "-A"], root, env)
         run(["git", "commit", "-qm", "project"], root, env)
         first = run(["dvc", "repro"], root, env)

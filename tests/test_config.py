@@ -21,11 +21,14 @@ from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES, steered_by_tes
 from mnist_budget.config.params import ParamsError, load_params
 from mnist_budget.config.report_config import check_report_params
 from mnist_budget.config.step_config import (
+    AUGMENT_ADDED,
     NOT_IDEAS,
+    STEP_ADDED,
     STEP_KEYS,
     config_of,
     load_steps,
     load_target,
+    load_teacher,
     parse_step,
     read_config,
     resolve,
@@ -271,7 +274,8 @@ def test_small_floats_that_dvc_exp_run_s_writes_are_numbers(tmp_path):
 def test_the_resolved_config_fills_every_default_and_holds_no_prose():
     config = config_of(parse_step("s1", entry()))
     assert "description" not in config and "threads" not in config
-    assert list(config) == [key for key in STEP_KEYS if key != "description"]
+    # keys added since results were committed are written only where set (`STEP_ADDED`)
+    assert list(config) == [key for key in STEP_KEYS if key not in ("description", *STEP_ADDED)]
     assert config["optimizer"] == {
         "name": "sgd",
         "lr": 0.05,
@@ -306,6 +310,45 @@ def test_a_default_written_out_or_left_out_gives_the_same_config():
     )
 
 
+def test_an_augment_key_added_later_is_written_only_where_it_is_set():
+    # every config written before `elastic` existed stays byte for byte what it was
+    plain = config_of(parse_step("s1", entry(augment={"rotate": 5})))
+    assert not set(AUGMENT_ADDED) & set(plain["augment"])
+    assert (
+        config_of(parse_step("s1", entry(augment={"rotate": 5, "elastic": 0, "elastic_sigma": 4}))) == plain
+    )
+    warped = config_of(parse_step("s1", entry(augment={"rotate": 5, "elastic": 8})))
+    assert warped["augment"] == {**plain["augment"], "elastic": 8.0}
+    assert read_config("s1", warped).augment["elastic_sigma"] == 4.0
+    assert config_of(read_config("s1", warped)) == warped
+    with pytest.raises(ValueError, match=r"steps.s1.augment.elastic_sigma: must be above 0"):
+        parse_step("s1", entry(augment={"elastic": 8, "elastic_sigma": 0}))
+
+
+def test_distillation_is_off_unless_set_and_needs_the_pipelines_teacher():
+    plain = config_of(parse_step("s1", entry()))
+    assert "distill" not in plain and config_of(parse_step("s1", entry(distill={}))) == plain
+    student = parse_step("s1", entry(distill={"weight": 0.7}))
+    assert config_of(student)["distill"] == {"weight": 0.7, "temperature": 4.0}
+    assert config_of(read_config("s1", config_of(student))) == config_of(student)
+    with pytest.raises(ParamsError, match=r"^steps.s1.distill.weight: is a share of the loss, in \(0, 1\]$"):
+        parse_step("s1", entry(distill={"weight": 0}))
+    params = {"recipe": entry(), "steps": {"s1": {"distill": {"weight": 0.5}}}}
+    with pytest.raises(
+        ParamsError, match=r"^steps.s1.distill: needs a teacher to learn from: a `teacher:` section"
+    ):
+        load_teacher(params, load_steps(params))
+    teacher = load_teacher(
+        {**params, "teacher": {"layers": ["conv 32", "gap", "conv 10 k=1"]}}, load_steps(params)
+    )
+    assert teacher.name == "teacher" and teacher.layers[0].width == 32 and teacher.seeds == (1,)
+    with pytest.raises(ParamsError, match=r"^teacher.seeds: a teacher trains once: give it one seed$"):
+        load_teacher({**params, "teacher": {"seeds": [1, 2]}}, load_steps(params))
+    named = {"recipe": entry(), "steps": {"teacher": {}}, "teacher": {}}
+    with pytest.raises(ParamsError, match=r"^steps.teacher: is the name of the pipeline's `teacher:`"):
+        load_teacher(named, load_steps(named))
+
+
 def test_a_config_file_reads_back_into_the_step_it_describes():
     step = parse_step(
         "s1", entry(layers=["conv 8 p=1 bn=false", {"residual": ["conv 8 p=1"]}, "gap", "conv 10 k=1"])
@@ -324,6 +367,7 @@ def test_a_config_file_reads_back_into_the_step_it_describes():
         "seed-systems/params.yaml",
         "search/params.yaml",
         "ablation/params.yaml",
+        "public/params.yaml",
     ],
 )
 def test_every_committed_config_is_what_its_step_resolves_to(pipeline):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from dvc.repo import Repo
 
+from mnist_budget.base.layout import Layout
 from mnist_budget.tools.dvc_yaml import (
     CONFIG_READERS,
     FAULT_WORDING,
@@ -21,6 +22,7 @@ from mnist_budget.tools.dvc_yaml import (
     is_code,
     sub_pipeline,
     sub_pipelines,
+    with_teacher,
 )
 
 SUB_PIPELINES = sub_pipelines()  # the project's, and writeups/example
@@ -69,7 +71,7 @@ def test_code_deps_leave_out_only_wording_and_what_the_config_file_carries():
 # reads differently ($SHELL or /bin/sh on Linux and macOS, cmd.exe on Windows, which has no
 # `exec`, `&&` chains, `$VAR`, single quotes or `;`). Dying with `dvc` is the stage's own job
 # (`signals.die_with_parent`), past a shell that stays in between.
-PORTABLE_CMD = re.compile(r'python -m stages\.\w+( "\$\{key\}")?( --[a-z-]+( [\w./-]+)?)*')
+PORTABLE_CMD = re.compile(r'python -m stages\.\w+( "\$\{key\}"| teacher)?( --[a-z-]+( [\w./-]+)?)*')
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=str)
@@ -140,3 +142,20 @@ def test_every_training_of_every_pipeline_can_be_run_cached():
         for stage in trainings:
             assert not [out for out in stage.outs if out.persist], stage.addressing
             assert all(out.use_cache or out.is_metric or out.is_plot for out in stage.outs), stage.addressing
+
+
+def test_a_pipeline_with_a_teacher_trains_it_once_before_every_step():
+    """A pipeline whose params have a `teacher:` gets its stage: the train stage's command on
+    that step, before the steps, each of whose trainings depends on its model."""
+    with open(ROOT / "search/dvc.yaml") as f:
+        stages = with_teacher(yaml.safe_load(f)["stages"], Layout.of("search"))
+    teacher, train = stages["teacher"], stages["train"]["do"]
+    assert list(stages)[:3] == ["resolve", "teacher", "train"]
+    assert teacher["cmd"] == "python -m stages.train teacher --pipeline search"
+    assert PORTABLE_CMD.fullmatch(teacher["cmd"])
+    assert (
+        teacher["outs"] == ["models/search/teacher"]
+        and "reports/search/configs/teacher.json" in teacher["deps"]
+    )
+    assert "models/search/teacher" in train["deps"] and "models/search/teacher" not in teacher["deps"]
+    assert [dep for dep in teacher["deps"] if is_code(dep)] == [dep for dep in train["deps"] if is_code(dep)]

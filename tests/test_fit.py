@@ -11,7 +11,7 @@ from mnist_budget.train.dataset import Mnist, normalize
 from mnist_budget.train.nets import build_net
 from mnist_budget.train.optim import Schedule
 from mnist_budget.train.runtime import seed_everything
-from mnist_budget.train.training import TrainingDiverged, WeightAverage, fit
+from mnist_budget.train.training import TrainingDiverged, WeightAverage, distilled, fit
 from tests.conftest import synthetic_digits
 from tests.test_config import entry
 
@@ -180,3 +180,44 @@ def test_a_log_gets_one_line_per_epoch(capfd):
         assert line.startswith(f"tiny {epoch}/3: 10/10 batches in "), line
         shown = float(line.rsplit("test=", 1)[1].rstrip("%"))
         assert shown == pytest.approx(row["test_accuracy"] * 100, abs=0.006), line  # the history's, rounded
+
+
+class Insists(torch.nn.Module):
+    """A teacher that puts all its weight on one class, whatever the image."""
+
+    def __init__(self, label: int) -> None:
+        super().__init__()
+        self.label = label
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.full((len(images),), self.label), 10).float() * 20
+
+
+def test_distillation_mixes_the_labels_loss_with_the_match_to_the_teacher():
+    logits, labels = torch.randn(8, 10, generator=torch.Generator().manual_seed(0)), torch.arange(8)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    # a teacher that agrees with the student adds nothing; the labels keep their share
+    assert distilled(
+        loss, logits, logits.clone(), {"weight": 0.3, "temperature": 4.0}
+    ).item() == pytest.approx(0.7 * loss.item())
+    taught = Insists(3)(torch.zeros(8, 1, 28, 28))
+    match = distilled(torch.zeros(()), logits, taught, {"weight": 1.0, "temperature": 2.0})
+    soft = torch.nn.functional
+    expected = (
+        soft.softmax(taught / 2, 1) * (soft.log_softmax(taught / 2, 1) - soft.log_softmax(logits / 2, 1))
+    ).sum(1)
+    assert match.item() == pytest.approx(4 * expected.mean().item(), rel=1e-5)  # times T²
+
+
+def test_a_student_taught_by_the_teacher_alone_says_what_the_teacher_says():
+    recipe = {"epochs": 5, "optimizer": {"name": "adam", "lr": 0.01}}
+    said = {}
+    for distill, teacher in (({"weight": 1.0}, Insists(3)), ({}, None)):
+        step = parse_step("tiny", entry(**recipe, distill=distill))
+        model = build_net(step)
+        fit(model, synthetic_mnist(), step, seed_everything(1), teacher=teacher)
+        model.eval()
+        said[bool(distill)] = (model(synthetic_mnist().test_images).argmax(1) == 3).float().mean().item()
+    # taught by a teacher that says 3 to everything, the student does too; from the labels,
+    # it says 3 about as often as the synthetic test set holds 3s (11 of 160)
+    assert said[True] == 1.0 and said[False] < 0.2

@@ -154,3 +154,27 @@ def test_batch_norm_without_affine_keeps_only_its_running_statistics():
     row = first_layer_counts("conv 16", bn_affine=False)
     # 1152 weights; no gamma/beta; BN running mean/var 32 non-trainable
     assert (row["params_trainable"], row["params_non_trainable"], row["params_total"]) == (1152, 32, 1184)
+
+
+def test_a_dilated_or_5x5_depthwise_kernel_sees_wider_for_no_or_few_weights():
+    plain, dilated, wide = (
+        layer_rows(step_of(["conv 8", f"sepconv 16 {opts}".strip(), "gap", "conv 10 k=1"]))[1]
+        for opts in ("", "d=2", "k=5")
+    )
+    # depthwise 8*3*3 + pointwise 8*16 + BN 32 both ways: the dilation costs nothing
+    assert plain["params_trainable"] == dilated["params_trainable"] == 72 + 128 + 32
+    assert wide["params_trainable"] == 8 * 25 + 128 + 32  # 16 more weights per channel
+    # a 3x3 kernel at dilation 2 spans 5 pixels, as a 5x5 does: 3 + 4
+    assert plain["receptive_field"] == 5 and dilated["receptive_field"] == wide["receptive_field"] == 7
+    assert dilated["output"] == wide["output"] == (16, 22, 22)
+    conv = build_net(step_of(["conv 8", "sepconv 16 d=2", "gap", "conv 10 k=1"]))[1][0]
+    assert conv.dilation == (2, 2) and conv.groups == 8
+
+
+def test_a_dilated_kernel_wider_than_its_input_is_refused_before_training():
+    with pytest.raises(
+        ValueError, match=r"layers\[0\] \(conv 8 d=20\): kernel 3 \(dilated to 41\) larger than"
+    ):
+        build_net(step_of(["conv 8 d=20", "gap", "conv 10 k=1"]))
+    with pytest.raises(ValueError, match=r"layers\[0\] \(conv\): d must be at least 1"):
+        step_of(["conv 8 d=0", "gap", "conv 10 k=1"])

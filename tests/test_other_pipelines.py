@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mnist_budget.config.step_config import AUGMENT, read_config
+from mnist_budget.config.step_config import AUGMENT, AUGMENT_ADDED, read_config
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
 from tests.e2e import adam, add_pipeline, run, stages_ran
@@ -195,7 +195,9 @@ def test_search_queues_experiments_and_ranks_them_on_validation(project):
     assert history["val_accuracy"].iloc[-1] == metrics["validation_accuracy"]["mean"]
     config = experiment_file(root, env, "adam-rotated-r1", "reports/search/configs/candidate.json")
     assert config["optimizer"] == adam(0.01) and config["batch_size"] == 16
-    augment = {key: spec.default for key, spec in AUGMENT.items()}  # the resolved config states them all
+    assert config["distill"] == {"weight": 0.5, "temperature": 4.0}  # it learnt from the teacher too
+    # the resolved config states them all, but those added since configs were committed
+    augment = {key: spec.default for key, spec in AUGMENT.items() if key not in AUGMENT_ADDED}
     assert config["augment"] == {**augment, "rotate": 10.0} and config["validation"] == 80
     table = (root / "reports/search/table.md").read_text()
     assert table.index(f"`{best}`") < min(table.index(f"`{name}`") for name in first.index if name != best)

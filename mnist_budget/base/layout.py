@@ -16,6 +16,9 @@ PREPARED_DIR = Path("data/prepared")
 PREPARED_TENSORS = PREPARED_DIR / "mnist.pt"
 PREPARED_STATS = PREPARED_DIR / "stats.json"
 MAIN = "main"
+# A pipeline's teacher (`step_config.load_teacher`): the name of its step, of the stage that
+# trains it and of its files (models/<pipeline>/teacher/, reports/<pipeline>/steps/teacher/).
+TEACHER = "teacher"
 # What the train stage trained in this checkout: the sha256 of each history it wrote, out of
 # git (.gitignore) and of every stage, so that `agree` tells a re-run from a checked-out result.
 TRAINED_HERE = Path(".trained")
@@ -43,14 +46,20 @@ class Layout:
             pipeline, Path(pipeline) / "params.yaml", Path("models") / pipeline, Path("reports") / pipeline
         )
 
-    def stage_target(self, stage: str, step: str) -> str:
-        """How `dvc repro`, `dvc checkout` and `dvc status` name a foreach stage's step."""
+    def stage_target(self, stage: str, step: str = "") -> str:
+        """How `dvc repro`, `dvc checkout` and `dvc status` name a stage, or a foreach
+        stage's step."""
         where = "" if self.name == MAIN else f"{self.name}/dvc.yaml:"
-        return f"{where}{stage}@{step}"
+        return f"{where}{stage}@{step}" if step else f"{where}{stage}"
 
     def repro_command(self, stage: str, step: str) -> str:
         """The command that reruns a foreach stage for one step, outputs replaced."""
         return f"dvc repro --force {self.stage_target(stage, step)}"
+
+    @staticmethod
+    def train_stage(step: str) -> str:
+        """The stage that trains `step`: `train@<step>`, or a pipeline's teacher's own stage."""
+        return TEACHER if step == TEACHER else f"train@{step}"
 
     @property
     def lock(self) -> Path:

@@ -43,6 +43,8 @@ CONV_OPTIONS = {
     "k": Key(int, 3, "kernel"),
     "p": Key(int, 0, "padding"),
     "s": Key(int, 1, "stride"),
+    # a k x k kernel spread over d*(k-1)+1 pixels: a wider view for no weights
+    "d": Key(int, 1, "dilation"),
     "bias": Key(bool, None, "(step `conv_bias`)"),
     "bn": Key(bool, None, "(step `bn`)"),
     "act": Key(str, None, f"{' / '.join(ACTIVATION_NAMES)} (step `activation`)"),
@@ -126,7 +128,7 @@ def parse_layer(spec: Any, where: str) -> Layer:
 
 
 def _check_layer_options(kind: str, opts: dict[str, Any], where: str) -> None:
-    for key in ("k", "s"):
+    for key in ("k", "s", "d"):
         require(opts.get(key, 1) >= 1, where, f"{key} must be at least 1")
     require(opts.get("p", 0) >= 0, where, "p must be at least 0")
     require(0 <= opts.get("drop", 0.0) < 1, where, "drop must be in [0, 1)")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from mnist_budget.base.kernels import KERNELS
+from mnist_budget.base.layout import TEACHER
 from mnist_budget.config.layer_spec import ACTIVATION_NAMES, NO_ACTIVATION, Layer, layer_config, parse_layer
 from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES, check_optimizer, check_schedule
 from mnist_budget.config.params import REQUIRED, Key, read_section, require, require_choice
@@ -38,6 +39,25 @@ AUGMENT = {
     "probability": Key(float, 1.0, "the share of images that get the rotation, shift, scale and shear"),
     "erase": Key(float, 0.0, "probability of one black square (cutout)"),
     "erase_size": Key(float, 0.25, "its side, as a fraction of the image side"),
+    "elastic": Key(
+        float,
+        0.0,
+        "elastic distortion (Simard et al. 2003), every image: a random displacement field smoothed "
+        "by a Gaussian, times this many pixels (34, with `elastic_sigma` 4, moves a pixel 1.3 px (std) "
+        "per axis, up to 3.3 px); 0: off",
+    ),
+    "elastic_sigma": Key(float, 4.0, "the smoothing's std, in pixels: larger, smoother and smaller moves"),
+}
+# Augment keys added after results were committed: a config holds them only where they are
+# set, so every config written before them, and the result trained from it, stays as it was.
+AUGMENT_ADDED = ("elastic", "elastic_sigma")
+# Knowledge distillation (Hinton et al. 2015): the student's loss mixes the labels'
+# cross-entropy with the match to its pipeline's teacher's outputs, both softened by T.
+DISTILL = {
+    "weight": Key(float, 0.5, "the share of the loss that matches the teacher; the rest is the labels'"),
+    "temperature": Key(
+        float, 4.0, "T: both nets' logits divided by it before the softmax (the match times T²)"
+    ),
 }
 
 
@@ -68,6 +88,12 @@ class StepConfig:
     schedule: Mapping[str, Any] = _key(dict, {"name": "none"}, "`name` and its keys: see Schedules")
     augment: Mapping[str, float] = _key(dict, {}, "random per-image transforms: see Augmentation")
     label_smoothing: float = _key(float, 0.0, "cross-entropy label smoothing")
+    distill: Mapping[str, float] = _key(
+        dict,
+        {},
+        "learn from the pipeline's `teacher` too: its `weight` and `temperature` (see Distillation); "
+        "{}: off. A net trained so is another exercise: its results are reported apart",
+    )
     ema: float = _key(
         float,
         0.0,
@@ -116,6 +142,9 @@ NOT_TRAINED = ("description",)
 # Keys of a step's entry that are no idea of a progression: its prose, and how many seeds
 # measure it (the headline's nets train more). The ablation takes out the rest.
 NOT_IDEAS = (*NOT_TRAINED, "seeds")
+# Step keys added after results were committed: written into a config only where set (as
+# `AUGMENT_ADDED`), so that no committed config, and no result, changes with them.
+STEP_ADDED = ("distill",)
 # Keys that once were step keys, and what replaced them.
 RETIRED_KEYS = {
     "seed": "is now `seeds`, a list: seeds: [1]",
@@ -137,9 +166,10 @@ def _named(section: Any, table: dict[str, dict[str, Key]], where: str) -> dict[s
     return read_section(section, {"name": Key(str), **table[name]}, where)
 
 
-def parse_step(name: str, entry: Any) -> StepConfig:
-    """Validate one `steps.<name>` entry; raise ParamsError naming the step and key."""
-    where = f"steps.{name}"
+def parse_step(name: str, entry: Any, where: str = "") -> StepConfig:
+    """Validate one `steps.<name>` entry (or the section `where`); raise ParamsError naming
+    the step and key."""
+    where = where or f"steps.{name}"
     require(
         isinstance(name, str) and bool(STEP_NAME.match(name)),
         where,
@@ -187,6 +217,12 @@ def parse_step(name: str, entry: Any) -> StepConfig:
     require(augment["erase"] <= 1, f"{where}.augment.erase", "is a probability, at most 1")
     require(augment["probability"] <= 1, f"{where}.augment.probability", "is a probability, at most 1")
     require(augment["scale"] < 1, f"{where}.augment.scale", "must be below 1")
+    require(augment["elastic_sigma"] > 0, f"{where}.augment.elastic_sigma", "must be above 0")
+    if values["distill"]:  # {}: off; any key turns it on, the others at their defaults
+        distill = read_section(values["distill"], DISTILL, f"{where}.distill")
+        require(0 < distill["weight"] <= 1, f"{where}.distill.weight", "is a share of the loss, in (0, 1]")
+        require(distill["temperature"] > 0, f"{where}.distill.temperature", "must be above 0")
+        values["distill"] = distill
 
     layers = values["layers"]
     require(bool(layers), f"{where}.layers", "needs at least one layer")
@@ -200,7 +236,7 @@ def config_of(step: StepConfig) -> dict[str, Any]:
     every key with its defaults filled in (a value written out or left to its default gives
     the same file), and nothing that cannot change the result (`NOT_TRAINED`)."""
     config = {}
-    for key in STEP_KEYS:
+    for key, spec in STEP_KEYS.items():
         if key in NOT_TRAINED:
             continue
         value = getattr(step, key)
@@ -208,6 +244,10 @@ def config_of(step: StepConfig) -> dict[str, Any]:
             value = [layer_config(layer) for layer in value]
         elif isinstance(value, tuple):
             value = list(value)
+        elif key in STEP_ADDED and value == spec.default:
+            continue
+        elif key == "augment":
+            value = {k: v for k, v in value.items() if k not in AUGMENT_ADDED or v != AUGMENT[k].default}
         elif isinstance(value, Mapping):
             value = dict(value)
         config[key] = value
@@ -290,6 +330,30 @@ def resolve(params: dict[str, Any], section: str = "steps") -> dict[str, dict[st
 def load_steps(params: dict[str, Any], section: str = "steps") -> dict[str, StepConfig]:
     """All steps of a section, resolved and validated, in params order."""
     return {name: parse_step(name, entry) for name, entry in resolve(params, section).items()}
+
+
+def load_teacher(params: dict[str, Any], steps: dict[str, StepConfig]) -> StepConfig | None:
+    """The pipeline's teacher (its `teacher:` section over the recipe), or None; checked
+    against `steps`: no step takes its name, and a step that distils has one to learn from."""
+    students = [name for name, step in steps.items() if step.distill]
+    if TEACHER not in params:
+        require(
+            not students,
+            f"steps.{students[0] if students else ''}.distill",
+            f"needs a teacher to learn from: a `{TEACHER}:` section in the params (a step of its own)",
+        )
+        return None
+    require(
+        TEACHER not in steps,
+        f"steps.{TEACHER}",
+        f"is the name of the pipeline's `{TEACHER}:`; rename the step",
+    )
+    entry = params[TEACHER]
+    require(isinstance(entry, dict), TEACHER, f"expected a step's mapping, got {entry!r}")
+    teacher = parse_step(TEACHER, merged(params.get("recipe") or {}, entry), TEACHER)
+    require(len(teacher.seeds) == 1, f"{TEACHER}.seeds", "a teacher trains once: give it one seed")
+    require(not teacher.distill, f"{TEACHER}.distill", "a teacher learns from the labels alone")
+    return teacher
 
 
 def load_gpu_steps(params: dict[str, Any]) -> dict[str, StepConfig]:

@@ -3,6 +3,7 @@ validation accuracy (and test accuracy for finalists only), and its ranking on v
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mnist_budget.base.layout import Layout
+from mnist_budget.base.layout import TEACHER, Layout
 
 SEARCH = Layout.of("search")
 STEP = "candidate"  # the search pipeline's one step: each experiment sets it
@@ -47,6 +48,25 @@ class SearchRecord:
         """Budget -> its incumbent (the recipe when the search began), from candidates.yaml."""
         plan = yaml.safe_load((self.plans / "candidates.yaml").read_text())
         return plan.get("incumbents") or {}
+
+
+def teacher_line(layout: Layout = SEARCH) -> str:
+    """What the search's teacher is and scored (resolved.json's size, its history's last
+    epoch), or "" before it has trained: candidates that distil learn from it."""
+    history = layout.history(TEACHER)
+    if not (history.is_file() and layout.resolved.is_file()):
+        return ""
+    teacher = json.loads(layout.resolved.read_text()).get(TEACHER)
+    if teacher is None:
+        return ""
+    last = pd.read_csv(history).iloc[-1]
+    val = f"{last['val_accuracy']:.2%} validation, " if "val_accuracy" in last else ""
+    return (
+        f"The teacher (stage `{TEACHER}`, outside every budget), which candidates with `distill` learn "
+        f"from: {teacher['params_total']:,} params, {teacher['epochs']} epochs, seed {int(last['seed'])}: "
+        f"{val}{last['test_accuracy']:.2%} test at its last epoch. A net trained with it is another "
+        "exercise: its budget says so."
+    )
 
 
 def read_runs(path: Path = RUNS) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from mnist_budget.config.ablation_config import ARM_KEYS
 from mnist_budget.config.layer_spec import HOLDS_LAYERS, LAYER_KINDS
 from mnist_budget.config.optim_spec import OPTIMIZERS, SCHEDULES
 from mnist_budget.config.params import REQUIRED, Key, load_params
-from mnist_budget.config.step_config import AUGMENT, STEP_CHOICES, STEP_KEYS, load_target
+from mnist_budget.config.step_config import AUGMENT, DISTILL, STEP_CHOICES, STEP_KEYS, load_target
 from mnist_budget.report.ablation import (
     EFFECTS,
     arm_label,
@@ -101,8 +101,8 @@ def schedules_table() -> str:
     return markdown(["`name`", "what it does", "keys (default)"], rows)
 
 
-def augment_table() -> str:
-    rows = [[f"`{name}`", key.doc, value_text(key.default)] for name, key in AUGMENT.items()]
+def keys_table(keys: dict[str, Key]) -> str:
+    rows = [[f"`{name}`", key.doc, value_text(key.default)] for name, key in keys.items()]
     return markdown(["key", "meaning", "default"], rows)
 
 
@@ -315,7 +315,8 @@ TABLES = {
     "step-keys": step_keys_table,
     "optimizers": optimizers_table,
     "schedules": schedules_table,
-    "augment": augment_table,
+    "augment": lambda: keys_table(AUGMENT),
+    "distill": lambda: keys_table(DISTILL),
     "arm-keys": arm_keys_table,
     "headline": headline_table,
     "ablation": ablation_table,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 import yaml
 
 from mnist_budget.base.atomic_files import write_text
-from mnist_budget.base.layout import MAIN_LAYOUT, Layout
+from mnist_budget.base.layout import MAIN_LAYOUT, TEACHER, Layout
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("stages", "mnist_budget")
@@ -256,6 +257,21 @@ def root_with_code_deps(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def with_teacher(stages: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    """`stages` with the pipeline's teacher (its params' `teacher:` section): trained once, by
+    the train stage's command on a stage of its own, before the steps, each of which depends
+    on its model (a step that distils learns from it)."""
+    train = stages["train"]["do"]
+    text = json.dumps(train).replace('\\"${key}\\"', TEACHER)  # the command's quoted step name
+    teacher = json.loads(text.replace("${key}", TEACHER))
+    train["deps"].append(str(layout.model_dir(TEACHER)))
+    return {
+        "resolve": stages["resolve"],
+        TEACHER: teacher,
+        **{k: v for k, v in stages.items() if k != "resolve"},
+    }
+
+
 def sub_pipelines() -> dict[str, SubPipeline]:
     """Every sub-pipeline with a params file: the project's, and each user write-up under
     writeups/ (a copy of the project may hold some of them only)."""
@@ -288,6 +304,8 @@ def sub_pipeline(name: str) -> str:
         train["outs"] = [out for out in train["outs"] if not _path(out).startswith(f"{layout.models}/")]
         if not train["outs"]:
             del train["outs"]
+    if TEACHER in sections:
+        stages = with_teacher(stages, layout)
     report = pipeline.report
     if report is not None:
         stages[report.name] = report_stage(layout, report, pipeline.claims)

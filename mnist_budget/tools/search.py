@@ -54,6 +54,7 @@ from mnist_budget.report.search_results import (
     ranked,
     read_rung1_tests,
     read_runs,
+    teacher_line,
 )
 from mnist_budget.train.model_stats import count_params
 from mnist_budget.train.nets import build_net
@@ -429,6 +430,8 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
         ),
         "",
     ]
+    if teacher := teacher_line():
+        lines += [teacher, ""]
     choice = adopted(summary, plan.incumbents)
     for budget, group in summary.groupby("budget", sort=False):
         shown = pd.DataFrame(

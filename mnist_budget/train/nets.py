@@ -143,19 +143,22 @@ class _Builder:
         after = norm + activation if self.step.bn_order == "before_act" else activation + norm
         return nn.Sequential(*modules, *after, *([nn.Dropout(drop)] if drop else []))
 
-    def conv_weights(self, layer, shape, where, k, p, s, width, is_logits=False, separable=False):
-        if k > shape.height + 2 * p or k > shape.width + 2 * p:
+    def conv_weights(self, layer, shape, where, k, p, s, width, is_logits=False, separable=False, d=1):
+        span = d * (k - 1) + 1  # the pixels a dilated kernel covers
+        if span > shape.height + 2 * p or span > shape.width + 2 * p:
             raise self.fail(
-                where, f"kernel {k} larger than its {shape.height}x{shape.width} input (+pad {p})"
+                where,
+                f"kernel {k}{f' (dilated to {span})' if d > 1 else ''} larger than its "
+                f"{shape.height}x{shape.width} input (+pad {p})",
             )
         bias = self.option(layer, "bias")
-        if separable:
+        if separable:  # the dilation is the depthwise kernel's; the pointwise 1x1 has none
             weights = [
-                nn.Conv2d(shape.channels, shape.channels, k, s, p, groups=shape.channels, bias=bias),
+                nn.Conv2d(shape.channels, shape.channels, k, s, p, d, groups=shape.channels, bias=bias),
                 nn.Conv2d(shape.channels, width, 1, bias=bias),
             ]
         else:
-            weights = [nn.Conv2d(shape.channels, width, k, s, p, bias=bias)]
+            weights = [nn.Conv2d(shape.channels, width, k, s, p, d, bias=bias)]
         module = self.finish(
             weights,
             width,
@@ -163,12 +166,12 @@ class _Builder:
             self.option(layer, "act", is_logits),
             self.option(layer, "drop", is_logits),
         )
-        return module, _spatial(shape, width, k, p, s)
+        return module, _spatial(shape, width, span, p, s)
 
     def conv(self, layer: Layer, shape: Shape, where: str, is_logits: bool):
-        k, p, s = (option_value(layer, key) for key in ("k", "p", "s"))
+        k, p, s, d = (option_value(layer, key) for key in ("k", "p", "s", "d"))
         return self.conv_weights(
-            layer, shape, where, k, p, s, layer.width, is_logits, separable=layer.kind == "sepconv"
+            layer, shape, where, k, p, s, layer.width, is_logits, separable=layer.kind == "sepconv", d=d
         )
 
     def pool(self, layer: Layer, shape: Shape, where: str, is_logits: bool):

@@ -62,6 +62,23 @@ def augmented(data: Mnist, settings: dict, order: torch.Tensor, generator: torch
     )
 
 
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits for an epoch's augmented images, in chunks as they were made."""
+    return torch.cat([teacher(images[i : i + AUGMENT_CHUNK]) for i in range(0, len(images), AUGMENT_CHUNK)])
+
+
+def distilled(loss: torch.Tensor, logits: torch.Tensor, taught: torch.Tensor, distill: dict) -> torch.Tensor:
+    """The labels' loss mixed with the match to the teacher's logits `taught` (Hinton et al.
+    2015): KL divergence between the softened outputs, times T² so that its gradients keep
+    their size whatever the temperature."""
+    t, weight = distill["temperature"], distill["weight"]
+    match = F.kl_div(
+        F.log_softmax(logits / t, 1), F.log_softmax(taught / t, 1), reduction="batchmean", log_target=True
+    )
+    return (1 - weight) * loss + weight * t * t * match
+
+
 def train_epoch(
     model: nn.Module,
     data: Mnist,
@@ -71,13 +88,16 @@ def train_epoch(
     generator: torch.Generator,
     bar: EpochLine | tqdm,
     ema: WeightAverage | None = None,
+    teacher: nn.Module | None = None,
 ) -> tuple[float, float]:
-    """One pass over the shuffled, augmented training set; mean loss and accuracy."""
+    """One pass over the shuffled, augmented training set; mean loss and accuracy. With a
+    `teacher` (a step that distils), the loss mixes in the match to its outputs."""
     model.train()
     n = len(data.train_images)
     order = torch.randperm(n, generator=generator).to(data.train_images.device)
     epoch_images = augmented(data, step.augment, order, generator)
     epoch_labels = data.train_labels[order]
+    epoch_taught = teacher_logits(teacher, epoch_images) if teacher is not None else None
     loss_sum = torch.zeros((), device=data.train_images.device)
     correct = torch.zeros((), dtype=torch.long, device=data.train_images.device)
     for batch, start in enumerate(range(0, n, step.batch_size)):
@@ -86,6 +106,8 @@ def train_epoch(
         with torch.autocast(images.device.type, torch.bfloat16, enabled=step.precision == "bf16"):
             logits = model(images)
             loss = F.cross_entropy(logits, labels, label_smoothing=step.label_smoothing)
+            if epoch_taught is not None:
+                loss = distilled(loss, logits, epoch_taught[start : start + step.batch_size], step.distill)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -117,10 +139,12 @@ def fit(
     generator: torch.Generator,
     label: str = "",
     bar_line: int = 0,
+    teacher: nn.Module | None = None,
 ) -> tuple[list[dict], nn.Module]:
     """Train for step.epochs; return one history row per epoch and the model it scored:
     the trained model, or with `ema`, its moving average (BN statistics averaged too).
-    `label` names the run on its progress bar, drawn on line `bar_line` (one per worker)."""
+    `label` names the run on its progress bar, drawn on line `bar_line` (one per worker);
+    a step that distils learns from `teacher` too."""
     optimizer = make_optimizer(model, step.optimizer)
     ema = WeightAverage(model, step.ema) if step.ema else None
     scored = ema.module if ema is not None else model
@@ -131,7 +155,7 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         with epoch_bar(f"{label or step.name} {epoch}/{step.epochs}", batches, bar_line) as bar:
             train_loss, train_accuracy = train_epoch(
-                model, data, step, optimizer, schedule, generator, bar, ema
+                model, data, step, optimizer, schedule, generator, bar, ema, teacher
             )
             row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
             if data.val_images is not None:
