@@ -33,7 +33,7 @@ from mnist_budget.config.step_config import (
     read_config,
     resolve,
 )
-from mnist_budget.report.search_results import adopted, deciding_search, ranked
+from mnist_budget.report.search_results import adopted, deciding_search
 from mnist_budget.train.nets import ACTIVATIONS, BUILDERS, build_net
 from mnist_budget.train.optim import OPTIMIZER_FACTORIES, SCHEDULE_FACTORIES
 from mnist_budget.train.runtime import worker_count
@@ -455,7 +455,7 @@ def test_each_step_of_the_progression_is_its_one_idea():
     configs = {name: config_of(step) for name, step in load_steps(params).items()}
     with contextlib.chdir(REPO):
         record = deciding_search()
-        chosen = adopted(ranked(record.runs), record.incumbents())["tiny"][0]
+        chosen = adopted(record.runs, record.incumbents())["tiny"][0]
         plan = yaml.safe_load((record.plans / "candidates.yaml").read_text())
     tiny = params["headline"]["tiny"]
     assert names[-1] == tiny

@@ -148,9 +148,12 @@ def test_the_search_choice_says_adopted_only_once_every_finalist_has_its_seeds(t
     assert len(table) == 4, "the two finalists only"
     assert (
         table[2]
-        == "| final | `new` | 7,000 | 2 | 99.50% | 99.55% | 99.50% | **leading while rung 2 runs (1 of 2 finalists on every seed)** |"
+        == "| final | `new` | 7,000 | 2 | 99.50% | best | 99.55% | 99.50% | **leading while rung 2 runs (1 of 2 finalists on every seed)** |"
     )
-    assert table[3] == "| final | `today` (incumbent) | 7,500 | 1 | 99.30% | 99.40% | 99.40% |  |"
+    assert (
+        table[3]
+        == "| final | `today` (incumbent) | 7,500 | 1 | 99.30% | behind: -0.20 pp over 1 seed | 99.40% | 99.40% |  |"
+    )
     runs.write_text(runs.read_text() + "\nfinal,today,2,today-r2,2,7500,0.993,0.993")
     assert docs.search_choice().splitlines()[2].endswith("| **adopted** |")
 

@@ -92,7 +92,7 @@ def verdict(m: dict[str, Any]) -> str:
 
 def search_section(runs: pd.DataFrame, validation: int, table: str, incumbents: dict[str, str]) -> list[str]:
     """How the recipes were chosen: the search's finalists, ranked on validation, and what
-    each budget adopted (a challenger must also beat its incumbent on test)."""
+    each budget adopted (`search_results.adopted`: ties called first, on validation alone)."""
     summary = ranked(runs)
     finalists = summary[summary["test_count"] > 0]
     if finalists.empty:
@@ -114,7 +114,7 @@ def search_section(runs: pd.DataFrame, validation: int, table: str, incumbents: 
     )
     chosen = ", ".join(f"`{c}` ({b})" for b, c in zip(best["budget"], best["candidate"]))
     kept = "; ".join(
-        f"{budget}: `{name}`, {why}" for budget, (name, why) in adopted(summary, incumbents).items()
+        f"{budget}: `{name}`, {why}" for budget, (name, why) in adopted(runs, incumbents).items()
     )
     return [
         "## How the recipes were chosen",
@@ -125,9 +125,10 @@ def search_section(runs: pd.DataFrame, validation: int, table: str, incumbents: 
             f"seed) and were ranked on those: each on {each_on}, then the best of each budget on more seeds "
             f"(successive halving, `python -m mnist_budget.tools.search`; every run in [the search's table]"
             f"({table})). Best by validation mean: {chosen}. Their test accuracy below was read "
-            "only after they were chosen. A challenger is adopted only if it also beats the budget's "
-            "incumbent (its recipe when the search began) on the same seeds on validation mean, test mean "
-            f"and test min. Adopted: {kept}. The steps of this report train on all the training images and "
+            "only after they were chosen, to report them: the choice reads validation alone. Among the "
+            "finalists tied with the best on validation (paired over their seeds, within two standard errors "
+            "of the per-seed differences), the budget's incumbent (its recipe when the search began) stays; "
+            f"without it, the one with the fewest parameters is adopted. Adopted: {kept}. The steps of this report train on all the training images and "
             "are scored on the test set."
         ),
         "",

@@ -158,36 +158,73 @@ def finalists(runs: pd.DataFrame, keep: int, incumbents: dict[str, str] | None =
     return chosen
 
 
-def adopted(summary: pd.DataFrame, incumbents: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """Per budget whose finalists are scored, the recipe to train and why: the best finalist
-    by validation mean if it beats the incumbent (today's recipe) on the same seeds on
-    validation mean and on test mean and min, else the incumbent; with no incumbent, the
-    best finalist."""
+@dataclass(frozen=True)
+class Paired:
+    """A finalist against its budget's best on validation, seed by seed over the seeds both
+    trained: the best's mean lead, and the noise it is read against (two standard errors of
+    the per-seed differences: the seed's own luck, which both share, cancels in a pair)."""
+
+    lead: float  # the best's validation mean minus this finalist's, over the shared seeds
+    noise: float  # 2 * std(per-seed differences) / sqrt(n); nan with fewer than 2 shared seeds
+    seeds: int
+
+    @property
+    def tied(self) -> bool:
+        """Within the noise of the best; with no measure of the noise, only when level."""
+        return self.lead <= self.noise if np.isfinite(self.noise) else self.lead <= 0
+
+    def text(self) -> str:
+        noise = f" ± {self.noise * 100:.2f}" if np.isfinite(self.noise) else ""
+        return f"{-self.lead * 100:+.2f}{noise} pp over {self.seeds} seed{'s' if self.seeds != 1 else ''}"
+
+
+def paired(runs: pd.DataFrame, best: str, name: str) -> Paired:
+    """`name` against `best` on validation, paired over the seeds both trained."""
+    val = runs.pivot_table(index="seed", columns="candidate", values="val_accuracy")[[best, name]].dropna()
+    differences = val[best] - val[name]
+    n = len(differences)
+    noise = 2 * differences.std(ddof=1) / np.sqrt(n) if n >= 2 else float("nan")
+    return Paired(float(differences.mean()) if n else float("nan"), float(noise), n)
+
+
+def adopted(runs: pd.DataFrame, incumbents: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Per budget whose finalists are scored, the recipe to train and why, on validation
+    alone: among the finalists tied with the best on validation (paired over their seeds),
+    the incumbent (today's recipe) if it is one of them, else the one with the fewest
+    parameters (the better validation mean between equals). A lead within the noise is
+    luck, so it neither displaces the incumbent nor buys parameters; the test accuracy is
+    read after the choice, to report it, never to make it."""
     chosen = {}
+    summary = ranked(runs)
     for budget, group in summary[summary["test_count"] > 0].groupby("budget", sort=False):
-        best = group.iloc[0]
-        name = incumbents.get(budget)
-        if name is None or name == best["candidate"]:
-            chosen[budget] = best["candidate"], "the best finalist on validation"
+        best = group.iloc[0]["candidate"]
+        versus = {name: paired(runs, best, name) for name in group["candidate"] if name != best}
+        tied = group[[name == best or versus[name].tied for name in group["candidate"]]]
+        incumbent = incumbents.get(budget)
+        if incumbent in set(tied["candidate"]):
+            chosen[budget] = (
+                incumbent,
+                (
+                    "the incumbent, and the best finalist on validation"
+                    if incumbent == best
+                    else f"the incumbent, tied on validation with the best finalist `{best}` ({versus[incumbent].text()})"
+                ),
+            )
             continue
-        today = group.set_index("candidate").loc[name]
-        beaten = [
-            what
-            for what, key in (
-                ("validation mean", "val_mean"),
-                ("test mean", "test_mean"),
-                ("test min", "test_min"),
+        pick = tied.sort_values("params", kind="stable").iloc[0]
+        rivals = len(tied) - 1
+        if pick["candidate"] != best:
+            why = (
+                f"the fewest parameters ({pick['params']:,}) of the {rivals + 1} finalists tied on "
+                f"validation with the best, `{best}` ({versus[pick['candidate']].text()})"
             )
-            if not best[key] > today[key]
-        ]
-        chosen[budget] = (
-            (best["candidate"], f"beats the incumbent `{name}` on validation mean, test mean and test min")
-            if not beaten
-            else (
-                name,
-                f"the incumbent: the best finalist `{best['candidate']}` does not beat it on {', '.join(beaten)}",
+        else:
+            why = "the best finalist on validation" + (
+                "; no finalist tied with it has fewer parameters" if rivals else ""
             )
-        )
+        if incumbent in versus:
+            why += f"; the incumbent `{incumbent}` is behind the best ({versus[incumbent].text()})"
+        chosen[budget] = pick["candidate"], why
     return chosen
 
 

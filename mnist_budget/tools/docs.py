@@ -34,7 +34,7 @@ from mnist_budget.report.ablation import (
     unmeasured_steps,
     unmeasured_text,
 )
-from mnist_budget.report.search_results import adopted, adoption_state, deciding_search, ranked
+from mnist_budget.report.search_results import adopted, adoption_state, deciding_search, paired, ranked
 from mnist_budget.report.seed_systems_report import claim_text
 from mnist_budget.report.writeup import seeds_text
 
@@ -213,19 +213,24 @@ def search_choice() -> str:
     record = deciding_search()
     summary = ranked(record.runs)
     incumbents = record.incumbents()
-    chosen = adopted(summary, incumbents)
+    chosen = adopted(record.runs, incumbents)
     rows = []
     for budget, group in summary[summary["test_count"] > 0].groupby("budget", sort=False):
-        state = adoption_state(record.runs, group)
+        state, best = adoption_state(record.runs, group), group.iloc[0]["candidate"]
         for row in group.to_dict("records"):
             name = row["candidate"]
             choice = f"**{state.lower()}**" if chosen[budget][0] == name else ""
+            versus = None if name == best else paired(record.runs, best, name)
+            call = f"{'tied' if versus.tied else 'behind'}: {versus.text()}" if versus else "best"
             rows.append(
                 [budget, f"`{name}`" + (" (incumbent)" if incumbents.get(budget) == name else ""),
-                 f"{row['params']:,}", str(row["runs"]), f"{row['val_mean']:.2%}", f"{row['test_mean']:.2%}",
-                 f"{row['test_min']:.2%}", choice]
+                 f"{row['params']:,}", str(row["runs"]), f"{row['val_mean']:.2%}", call,
+                 f"{row['test_mean']:.2%}", f"{row['test_min']:.2%}", choice]
             )  # fmt: skip
-    header = ["budget", "finalist", "params", "seeds", "validation mean", "test mean", "test min", "choice"]
+    header = [
+        "budget", "finalist", "params", "seeds", "validation mean", "versus the best (validation, paired)",
+        "test mean", "test min", "choice",
+    ]  # fmt: skip
     return markdown(header, rows)
 
 

@@ -432,7 +432,7 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
     ]
     if teacher := teacher_line():
         lines += [teacher, ""]
-    choice = adopted(summary, plan.incumbents)
+    choice = adopted(runs, plan.incumbents)
     for budget, group in summary.groupby("budget", sort=False):
         shown = pd.DataFrame(
             {
