@@ -14,6 +14,7 @@ from mnist_budget.config.step_config import load_steps, merged
 from mnist_budget.report.progression_report import search_section
 from mnist_budget.report.search_results import (
     PREVIOUS_SEARCH,
+    RUNG1_TESTS,
     RUNS,
     STEP,
     adopted,
@@ -23,6 +24,8 @@ from mnist_budget.report.search_results import (
     ranked,
 )
 from mnist_budget.tools.search import (
+    carried_rows,
+    carry,
     hydra_value,
     load_plan,
     overrides,
@@ -36,7 +39,7 @@ from tests.e2e import SEARCH_PARAMS
 
 def plan_in(tmp_path, monkeypatch, candidates: dict):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "search").mkdir()
+    (tmp_path / "search").mkdir(exist_ok=True)
     (tmp_path / "search/params.yaml").write_text(SEARCH_PARAMS)
     path = tmp_path / "search/candidates.yaml"
     path.write_text(
@@ -252,6 +255,41 @@ def test_a_candidate_within_two_standard_errors_of_the_best_is_tied():
     assert one_seed.to_dict() == {"x": "best", "y": "", "z": ""}
 
 
+def test_an_incumbent_trained_with_the_same_config_before_is_carried_not_trained(tmp_path, monkeypatch):
+    """`carried`: the incumbent's rows of an earlier record, where it trained with the same
+    config on the same seeds, join runs.csv (rung 1's test accuracy sealed, as for a
+    candidate trained here); an incumbent of the same name but another config stops it."""
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "params.yaml").write_text(SEARCH_PARAMS)
+    then = {"b": {"max_params": 2000, "candidates": {"inc": {"batch_size": 16}, "gone": {}}}}
+    (earlier / "candidates.yaml").write_text(yaml.safe_dump({"budgets": then}))
+    row = {"budget": "b", "candidate": "inc", "params": 452, "train_accuracy": 0.9}
+    pd.DataFrame(
+        [
+            {**row, "rung": 1, "experiment": "inc-r1", "seed": 1, "val_accuracy": 0.91, "test_accuracy": 0.92},
+            {**row, "rung": 1, "experiment": "inc-r1", "seed": 7, "val_accuracy": 0.5, "test_accuracy": 0.5},
+            {**row, "rung": 2, "experiment": "inc-r2", "seed": 2, "val_accuracy": 0.93, "test_accuracy": 0.94},
+        ]
+    ).to_csv(earlier / "runs.csv", index=False)
+
+    def plan(batch_size):
+        candidates = {"b": {"max_params": 2000, "candidates": {"inc": {"batch_size": batch_size}, "x": {}}}}
+        plan = plan_in(tmp_path, monkeypatch, candidates)
+        return dataclasses.replace(plan, incumbents={"b": "inc"}, carried=earlier)
+
+    carry(plan(16))
+    runs = pd.read_csv(RUNS)
+    assert runs[["candidate", "rung", "seed"]].values.tolist() == [["inc", 1, 1], ["inc", 2, 2]]  # not seed 7
+    assert runs["val_accuracy"].tolist() == [0.91, 0.93]
+    assert runs["test_accuracy"].isna().tolist() == [True, False]  # rung 1's sealed until chosen
+    assert pd.read_csv(RUNG1_TESTS).values.tolist() == [["inc-r1", 1, 0.92]]
+    assert "Carried from " in table(runs, plan(16)) and "`inc`" in table(runs, plan(16))
+    carry(plan(16))
+    assert len(pd.read_csv(RUNS)) == 2, "carried once"
+    with pytest.raises(ParamsError, match="incumbents.b: 'inc' trained with another config in .*earlier"):
+        carried_rows(plan(32))
+
 def test_rung_1_seeds_are_distinct_from_the_finalists_and_the_budgets_take_turns(tmp_path, monkeypatch):
     budgets = {
         "a": {"max_params": 2000, "candidates": {"a1": {}, "a2": {}, "a3": {}}},
@@ -301,27 +339,29 @@ def test_the_headline_steps_are_the_search_winners_on_all_training_images():
         assert not differences, f"{step.name} is not the search's {winners[budget]}: {differences}"
 
 
-def test_the_previous_search_decides_until_every_finalist_of_the_current_one_has_its_seeds(
-    tmp_path, monkeypatch
-):
+def test_the_previous_search_decides_until_the_current_one_has_chosen(tmp_path, monkeypatch):
+    """Until every candidate of candidates.yaml has trained on rung 1 and every finalist (the
+    best `keep` and the incumbent) on the finalists' seeds, the search before decides."""
     monkeypatch.chdir(tmp_path)
     previous, runs = tmp_path / PREVIOUS_SEARCH, tmp_path / RUNS
     previous.mkdir(parents=True)
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search/candidates.yaml").write_text(
+        "keep: 1\nincumbents: {a: inc}\nbudgets: {a: {max_params: 9, candidates: {inc: {}, x: {}, y: {}}}}\n"
+    )
     row = {"budget": "a", "rung": 1, "seed": 1, "params": 1, "val_accuracy": 0.9, "test_accuracy": None}
     pd.DataFrame([{**row, "candidate": "old", "experiment": "old-r1"}]).to_csv(
         previous / "runs.csv", index=False
     )
 
-    def current(*rows):
+    def deciding(*rows):
         pd.DataFrame([{**row, **r} for r in rows]).to_csv(runs, index=False)
-        return deciding_search().runs["candidate"].tolist()
+        return sorted(set(deciding_search().runs["candidate"]))
 
-    # rung 1 done, the finalists' rung-1 test accuracy read, rung 2 not run
-    assert current({"candidate": "x", "test_accuracy": 0.9}, {"candidate": "y", "test_accuracy": 0.8}) == [
-        "old"
-    ]
-    # one finalist through rung 2, the other not yet
-    partial = [{"candidate": "x", "test_accuracy": 0.9}, {"candidate": "y", "test_accuracy": 0.8}]
-    assert current(*partial, {"candidate": "x", "rung": 2, "seed": 2, "test_accuracy": 0.9}) == ["old"]
-    both = [{"candidate": c, "rung": 2, "seed": 2, "test_accuracy": 0.9} for c in ("x", "y")]
-    assert current(*partial, *both) == ["x", "y", "x", "y"]
+    # the incumbent carried in whole (both rungs) decides nothing while rung 1 runs
+    incumbent = [{"candidate": "inc", "val_accuracy": 0.8}, {"candidate": "inc", "rung": 2, "seed": 2}]
+    assert deciding(*incumbent, {"candidate": "x"}) == ["old"]
+    rung1 = [*incumbent, {"candidate": "x", "val_accuracy": 0.95}, {"candidate": "y"}]
+    assert deciding(*rung1) == ["old"]  # the finalist x has not trained on seed 2
+    assert deciding(*rung1, {"candidate": "y", "rung": 2, "seed": 2}) == ["old"]  # y is no finalist
+    assert deciding(*rung1, {"candidate": "x", "rung": 2, "seed": 2}) == ["inc", "x", "y"]

@@ -17,10 +17,10 @@ SEARCH = Layout.of("search")
 STEP = "candidate"  # the search pipeline's one step: each experiment sets it
 RUNS = SEARCH.reports / "runs.csv"
 TABLE = SEARCH.reports / "table.md"
-# The searches before, each kept as it ran in its folder (first/, second/: its candidates.yaml,
-# params.yaml, runs.csv, table.md); the last of them chose the main recipes until the
-# current search's finalists are chosen.
-PREVIOUS_SEARCH = SEARCH.reports / "second"
+# The searches before, each kept as it ran in its folder (first/, second/, third/: its
+# candidates.yaml, params.yaml, runs.csv, table.md); the last of them chose the main recipes
+# until the current search has decided.
+PREVIOUS_SEARCH = SEARCH.reports / "third"
 # Rung 1's test accuracies, committed as each experiment finishes (a checkout's `dvc exp`
 # refs do not outlive it) and kept out of runs.csv and the table until a finalist is chosen.
 RUNG1_TESTS = SEARCH.reports / "rung1_tests.csv"
@@ -81,16 +81,25 @@ def read_rung1_tests() -> pd.DataFrame:
     return pd.read_csv(RUNG1_TESTS) if RUNG1_TESTS.is_file() else pd.DataFrame(columns=SEALED_COLUMNS)
 
 
+def decided(runs: pd.DataFrame, plans: Path) -> bool:
+    """Whether a search has chosen: every candidate of its candidates.yaml (in `plans`) has
+    trained on rung 1, and every finalist on the finalists' seeds too."""
+    plan = yaml.safe_load((plans / "candidates.yaml").read_text())
+    names = {name for budget in plan["budgets"].values() for name in budget["candidates"]}
+    if not names <= set(runs.loc[runs["rung"] == 1, "candidate"]):
+        return False
+    chosen = finalists(runs, plan["keep"], plan.get("incumbents"))
+    return set(chosen) <= set(runs.loc[runs["rung"] == 2, "candidate"])
+
+
 def deciding_search(reports: Path = SEARCH.reports) -> SearchRecord:
     """The search the main recipes come from, its record in `reports`: the current one once
-    every finalist (a candidate whose test accuracy was read) has trained on the finalists'
-    seeds, else the one before it (`second/`, while the third is under way)."""
+    it has decided, else the one before it (`third/`, while the fourth is under way)."""
     runs = read_runs(reports / RUNS.name)
     previous = reports / PREVIOUS_SEARCH.name
-    scored = set(runs.loc[runs["test_accuracy"].notna(), "candidate"])
-    decided = bool(scored) and scored == set(runs.loc[runs["rung"] == 2, "candidate"])
-    if decided or not (previous / RUNS.name).is_file():
-        return SearchRecord(runs, SEARCH.params.parent, reports / TABLE.name)
+    plans = SEARCH.params.parent
+    if not (previous / RUNS.name).is_file() or decided(runs, plans):
+        return SearchRecord(runs, plans, reports / TABLE.name)
     return SearchRecord(read_runs(previous / RUNS.name), previous, previous / TABLE.name)
 
 

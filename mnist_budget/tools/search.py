@@ -12,7 +12,9 @@ one recipe's seed range). Rung 2 trains the best `keep` of each budget, and its 
 same seeds. Every finished experiment is appended to reports/search/runs.csv as it arrives,
 and reports/search/table.md is rewritten: the test accuracy is read and shown for finalists
 only, after they were chosen (rung 1's waits in reports/search/rung1_tests.csv). Run it
-again to resume: candidates already in runs.csv are not trained again.
+again to resume: candidates already in runs.csv are not trained again. An incumbent that
+an earlier search (`carried`: its record's folder) trained with the same config on the same
+seeds is carried from that record, not trained again.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import yaml
 from mnist_budget.base.atomic_files import atomic_path, write_text
 from mnist_budget.base.errors import StageError
 from mnist_budget.config.params import load_params, require
-from mnist_budget.config.step_config import load_steps, load_target, merged
+from mnist_budget.config.step_config import StepConfig, load_steps, load_target, merged
 from mnist_budget.report.search_results import (
     RUN_COLUMNS,
     RUNG1_TESTS,
@@ -82,6 +84,9 @@ class Plan:
     validation: int  # training images held out, ranked on
     incumbents: dict[str, str]  # budget -> the candidate that is today's recipe
     target: float  # the test accuracy a net must hold (search/params.yaml's target)
+    # an earlier search's record (its folder) whose rows of the incumbents, trained with the
+    # same config on the same seeds, this search takes instead of training them again
+    carried: Path | None = None
 
 
 def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
@@ -94,9 +99,7 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
         budgets[budget] = section["max_params"]
         for name, changes in section["candidates"].items():
             require(name not in candidates, f"{path}: {name}", "is listed twice")
-            entry = merged(params["steps"][STEP], changes or {})
-            step = load_steps({**params, "steps": {STEP: entry}})[STEP]
-            size = count_params(build_net(step))["params_total"]
+            size = count_params(build_net(step_of(params, changes or {})))["params_total"]
             require(
                 size <= budgets[budget],
                 f"{path}: {budget}.{name}",
@@ -119,7 +122,65 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
             f"{name!r} is no candidate of the {budget} budget",
         )
     target = load_target(params).test_accuracy
-    return Plan(plan["keep"], *seeds, budgets, candidates, validation, incumbents, target)
+    carried = Path(plan["carried"]) if plan.get("carried") else None
+    require(
+        carried is None or (carried / RUNS.name).is_file(),
+        f"{path}: carried",
+        f"{carried} holds no {RUNS.name}: name the folder of an earlier search's record",
+    )
+    return Plan(plan["keep"], *seeds, budgets, candidates, validation, incumbents, target, carried)
+
+
+def step_of(params: dict[str, Any], changes: dict[str, Any]) -> StepConfig:
+    """The step a candidate trains: its changes over the search recipe of `params`."""
+    entry = merged(params["steps"][STEP], changes)
+    return load_steps({**params, "steps": {STEP: entry}})[STEP]
+
+
+def carried_rows(plan: Plan) -> pd.DataFrame:
+    """The incumbents' rows of the earlier record `plan.carried`: those trained there under
+    the same name with the same config, on this plan's seeds (rung 1's, and the finalists'
+    if it has them). A training is deterministic per seed, so these are the rows training it
+    again would give. An incumbent of the same name but another config is an error."""
+    if plan.carried is None:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    earlier = read_runs(plan.carried / RUNS.name)
+    then, now = load_params(plan.carried / "params.yaml"), load_params(SEARCH.params)
+    then_plan = yaml.safe_load((plan.carried / "candidates.yaml").read_text())
+    then_changes = {n: c or {} for b in then_plan["budgets"].values() for n, c in b["candidates"].items()}
+    kept = []
+    for budget, name in plan.incumbents.items():
+        if name not in then_changes:
+            continue
+        require(
+            step_of(then, then_changes[name]) == step_of(now, plan.candidates[name].changes),
+            f"search/candidates.yaml: incumbents.{budget}",
+            f"{name!r} trained with another config in {plan.carried}: rename it, or leave out `carried`",
+        )
+        rows = earlier[(earlier["candidate"] == name) & (earlier["budget"] == budget)]
+        first = rows[(rows["rung"] == 1) & rows["seed"].isin(plan.rung1_seeds)]
+        second = rows[(rows["rung"] == 2) & rows["seed"].isin(plan.finalist_seeds)]
+        if set(first["seed"]) == set(plan.rung1_seeds):
+            kept += [first, second] if set(second["seed"]) == set(plan.finalist_seeds) else [first]
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=RUN_COLUMNS)
+
+
+def carry(plan: Plan) -> None:
+    """Add the carried rows (`carried_rows`) not in runs.csv yet; rung 1's test accuracy is
+    sealed, as for a candidate trained here, until the finalists are chosen."""
+    runs, carried = read_runs(), carried_rows(plan)
+    new = carried[~carried["candidate"].isin(set(runs["candidate"]))]
+    if new.empty:
+        return
+    rows = new.to_dict("records")
+    first = seal([row for row in rows if row["rung"] == 1])
+    write_runs(pd.concat([runs, pd.DataFrame(first + [row for row in rows if row["rung"] == 2])]), plan)
+    for name, group in new.groupby("candidate"):
+        print(
+            f"search: {name} carried from {plan.carried} (seeds {', '.join(map(str, sorted(group['seed'])))}: "
+            "the same config)",
+            file=sys.stderr,
+        )
 
 
 def turns(plan: Plan) -> list[str]:
@@ -432,6 +493,12 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
     ]
     if teacher := teacher_line():
         lines += [teacher, ""]
+    if names := sorted(set(carried_rows(plan)["candidate"]) & set(runs["candidate"])):
+        lines += [
+            f"Carried from {plan.carried} (trained there with the same config on the same seeds, "
+            f"not again here): {', '.join(f'`{name}`' for name in names)}.",
+            "",
+        ]
     choice = adopted(runs, plan.incumbents)
     for budget, group in summary.groupby("budget", sort=False):
         shown = pd.DataFrame(
@@ -504,6 +571,7 @@ def main() -> None:
         load_steps(load_params(SEARCH.params))  # the search's own params, checked before queueing
         seal_finished(plan)
         fill_train_accuracy(plan)
+        carry(plan)
         run_rung(plan, 1, turns(plan), plan.rung1_seeds, jobs(plan.rung1_seeds))
         chosen = finalists(read_runs(), plan.keep, plan.incumbents)
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
