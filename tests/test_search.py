@@ -19,6 +19,7 @@ from mnist_budget.report.search_results import (
     STEP,
     adopted,
     deciding_search,
+    effects,
     finalists,
     pooled_std,
     ranked,
@@ -199,6 +200,10 @@ def test_the_table_says_adopted_only_once_every_finalist_has_its_finalist_seeds(
     )
     both = pd.concat([rung1, x2, rung1.iloc[[1]].assign(rung=2, seed=2)])
     assert "Adopted: `x`, the best finalist on validation." in table(both, plan)
+    # a candidate of the budget not yet through rung 1 (as while a carried incumbent waits
+    # for its challengers): no choice yet
+    assert "Rung 1 under way: 1 of its 3 candidates to train." in table(both[both["candidate"] != "z"], plan)
+    assert "Adopted" not in table(both[both["candidate"] != "z"], plan)
 
 
 def test_the_smallest_net_holding_the_target_is_a_finalist_on_every_seed(tmp_path, monkeypatch):
@@ -227,6 +232,49 @@ def test_the_smallest_net_holding_the_target_is_a_finalist_on_every_seed(tmp_pat
         "Smallest net that holds a 99.40% test mean over 2 seeds: `y`, 500 params, 99.50% (min 99.40%)."
     )
     assert smallest_holding(ranked(pd.concat([partial, runs(("y", 500, 2, 0.990))])), plan) == x_holds
+
+
+def test_each_idea_is_measured_against_its_budgets_reference_and_called_against_the_noise(
+    tmp_path, monkeypatch
+):
+    """A candidate's effect: its validation mean minus its reference's over their shared
+    seeds, ± two standard errors from the seed std pooled over the whole search; a budget
+    of its own (a teacher's) names the net it teaches as its reference."""
+    budgets = {
+        "a": {"max_params": 2000, "candidates": {"inc": {}, "up": {}, "level": {}}},
+        "a-teacher": {"max_params": 2000, "reference": "inc", "candidates": {"taught": {}}},
+    }
+    plan_in(tmp_path, monkeypatch, budgets)
+    (tmp_path / "search/candidates.yaml").write_text(
+        yaml.safe_dump({"keep": 1, "rung1_seeds": [1], "finalist_seeds": [2], "budgets": budgets,
+                        "incumbents": {"a": "inc"}})
+    )  # fmt: skip
+    plan = load_plan()
+    val = {"inc": [0.990, 0.992], "up": [0.996, 0.998], "level": [0.991, 0.991], "taught": [0.985, 0.987]}
+    runs = pd.DataFrame(
+        [
+            {"budget": "a-teacher" if name == "taught" else "a", "candidate": name, "rung": 1,
+             "seed": seed, "params": 1, "train_accuracy": None, "val_accuracy": v, "test_accuracy": None}
+            for name, values in val.items() for seed, v in zip((1, 2), values)
+        ]
+    )  # fmt: skip
+    # every pair's std: 0.001 * sqrt(2) but level's 0: pooled sqrt(3 * 0.000002 / 4) = 0.001225,
+    # the interval for 2 seeds against 2: 2 * 0.001225 * sqrt(2 / 2) = 0.00245
+    found = effects(runs, plan.references).set_index("candidate")
+    assert found["reference"].to_dict() == {"up": "inc", "level": "inc", "taught": "inc"}
+    assert found["effect"].to_dict() == pytest.approx({"up": 0.006, "level": 0.0, "taught": -0.005})
+    assert found["interval"].tolist() == pytest.approx([0.0024495] * 3, abs=1e-7)
+    assert found["call"].to_dict() == {"up": "helps", "level": "within noise", "taught": "hurts"}
+    rows = [line.strip("|").split("|") for line in table(runs, plan).splitlines() if line.startswith("| a-")]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["a-teacher", "`taught`", "`inc`", "2", "-0.50 ± 0.24 pp", "hurts"]
+    ]
+    (tmp_path / "search/candidates.yaml").write_text(
+        yaml.safe_dump({"keep": 1, "rung1_seeds": [1], "finalist_seeds": [2], "budgets": {
+            "a": {"max_params": 2000, "reference": "nobody", "candidates": {"x": {}}}}})
+    )  # fmt: skip
+    with pytest.raises(ParamsError, match="a.reference: 'nobody' is no candidate"):
+        load_plan()
 
 
 def test_a_candidate_within_two_standard_errors_of_the_best_is_tied():
@@ -267,9 +315,23 @@ def test_an_incumbent_trained_with_the_same_config_before_is_carried_not_trained
     row = {"budget": "b", "candidate": "inc", "params": 452, "train_accuracy": 0.9}
     pd.DataFrame(
         [
-            {**row, "rung": 1, "experiment": "inc-r1", "seed": 1, "val_accuracy": 0.91, "test_accuracy": 0.92},
+            {
+                **row,
+                "rung": 1,
+                "experiment": "inc-r1",
+                "seed": 1,
+                "val_accuracy": 0.91,
+                "test_accuracy": 0.92,
+            },
             {**row, "rung": 1, "experiment": "inc-r1", "seed": 7, "val_accuracy": 0.5, "test_accuracy": 0.5},
-            {**row, "rung": 2, "experiment": "inc-r2", "seed": 2, "val_accuracy": 0.93, "test_accuracy": 0.94},
+            {
+                **row,
+                "rung": 2,
+                "experiment": "inc-r2",
+                "seed": 2,
+                "val_accuracy": 0.93,
+                "test_accuracy": 0.94,
+            },
         ]
     ).to_csv(earlier / "runs.csv", index=False)
 
@@ -289,6 +351,7 @@ def test_an_incumbent_trained_with_the_same_config_before_is_carried_not_trained
     assert len(pd.read_csv(RUNS)) == 2, "carried once"
     with pytest.raises(ParamsError, match="incumbents.b: 'inc' trained with another config in .*earlier"):
         carried_rows(plan(32))
+
 
 def test_rung_1_seeds_are_distinct_from_the_finalists_and_the_budgets_take_turns(tmp_path, monkeypatch):
     budgets = {

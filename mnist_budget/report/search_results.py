@@ -167,6 +167,29 @@ def finalists(runs: pd.DataFrame, keep: int, incumbents: dict[str, str] | None =
     return chosen
 
 
+def effects(runs: pd.DataFrame, references: dict[str, str]) -> pd.DataFrame:
+    """Each candidate against its budget's reference (`references`: budget -> the candidate it
+    changes one idea of, of any budget) on validation, over the seeds both trained: the
+    difference of means, and two standard errors of it from the seed std pooled over every
+    candidate of the search (a rung-1 pair's own 2 seeds say too little of its spread).
+    `call` is "helps" or "hurts" beyond that interval, else "within noise"."""
+    columns = ["budget", "candidate", "reference", "seeds", "effect", "interval", "call"]
+    sd = pooled_std(ranked(runs))
+    val = runs.pivot_table(index="seed", columns="candidate", values="val_accuracy")
+    rows = []
+    for (budget, name), _ in runs.groupby(["budget", "candidate"], sort=False):
+        reference = references.get(budget)
+        if reference is None or reference == name or reference not in val:
+            continue
+        shared = val[[reference, name]].dropna()
+        n = len(shared)
+        effect = float((shared[name] - shared[reference]).mean()) if n else float("nan")
+        interval = 2 * sd * np.sqrt(2 / n) if n else float("nan")
+        call = "helps" if effect > interval else "hurts" if effect < -interval else "within noise"
+        rows.append([budget, name, reference, n, effect, interval, call])
+    return pd.DataFrame(rows, columns=columns)
+
+
 @dataclass(frozen=True)
 class Paired:
     """A finalist against its budget's best on validation, seed by seed over the seeds both

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from mnist_budget.report.search_results import (
     TABLE,
     adopted,
     adoption_state,
+    effects,
     finalists,
     pooled_std,
     ranked,
@@ -87,6 +88,10 @@ class Plan:
     # an earlier search's record (its folder) whose rows of the incumbents, trained with the
     # same config on the same seeds, this search takes instead of training them again
     carried: Path | None = None
+    # budget -> the candidate its candidates each change one idea of, for their effects: the
+    # budget's `reference` (a budget of its own, as a teacher's, names another's), else its
+    # incumbent
+    references: dict[str, str] = field(default_factory=dict)
 
 
 def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
@@ -121,6 +126,16 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
             f"{path}: incumbents.{budget}",
             f"{name!r} is no candidate of the {budget} budget",
         )
+    references = {
+        budget: section.get("reference") or incumbents.get(budget)
+        for budget, section in plan["budgets"].items()
+    }
+    for budget, name in references.items():
+        require(
+            name is None or name in candidates,
+            f"{path}: {budget}.reference",
+            f"{name!r} is no candidate",
+        )
     target = load_target(params).test_accuracy
     carried = Path(plan["carried"]) if plan.get("carried") else None
     require(
@@ -128,7 +143,10 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
         f"{path}: carried",
         f"{carried} holds no {RUNS.name}: name the folder of an earlier search's record",
     )
-    return Plan(plan["keep"], *seeds, budgets, candidates, validation, incumbents, target, carried)
+    references = {budget: name for budget, name in references.items() if name}
+    return Plan(
+        plan["keep"], *seeds, budgets, candidates, validation, incumbents, target, carried, references
+    )
 
 
 def step_of(params: dict[str, Any], changes: dict[str, Any]) -> StepConfig:
@@ -495,8 +513,10 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
         lines += [teacher, ""]
     if names := sorted(set(carried_rows(plan)["candidate"]) & set(runs["candidate"])):
         lines += [
-            f"Carried from {plan.carried} (trained there with the same config on the same seeds, "
-            f"not again here): {', '.join(f'`{name}`' for name in names)}.",
+            (
+                f"Carried from {plan.carried} (trained there with the same config on the same seeds, "
+                f"not again here): {', '.join(f'`{name}`' for name in names)}."
+            ),
             "",
         ]
     choice = adopted(runs, plan.incumbents)
@@ -529,13 +549,58 @@ def table(runs: pd.DataFrame, plan: Plan) -> str:
             "",
             shown.to_markdown(index=False),
             "",
-            *(
-                [f"{adoption_state(runs, group)}: `{choice[budget][0]}`, {choice[budget][1]}.", ""]
-                if budget in choice
-                else []
-            ),
+            *choice_lines(runs, plan, group, choice),
         ]
-    return "\n".join([*lines, smallest_holding(summary, plan), ""])
+    return "\n".join([*lines, *effects_section(runs, plan), smallest_holding(summary, plan), ""])
+
+
+def choice_lines(
+    runs: pd.DataFrame, plan: Plan, group: pd.DataFrame, choice: dict[str, tuple[str, str]]
+) -> list[str]:
+    """What the budget of `group` (its rows of `ranked`) has chosen (`search_results.adopted`),
+    once every candidate of it has trained on rung 1 (a carried incumbent is scored before the
+    rest have trained)."""
+    budget = group["budget"].iloc[0]
+    names = [c.name for c in plan.candidates.values() if c.budget == budget]
+    pending = set(names) - set(runs.loc[runs["rung"] == 1, "candidate"])
+    if pending:
+        return [f"Rung 1 under way: {len(pending)} of its {len(names)} candidates to train.", ""]
+    if budget not in choice:
+        return []
+    return [f"{adoption_state(runs, group)}: `{choice[budget][0]}`, {choice[budget][1]}.", ""]
+
+
+def effects_section(runs: pd.DataFrame, plan: Plan) -> list[str]:
+    """Each idea's effect (`search_results.effects`): a candidate against the candidate of
+    its budget's reference, on validation over their shared seeds."""
+    found = effects(runs, plan.references)
+    if found.empty:
+        return []
+    shown = pd.DataFrame(
+        {
+            "budget": found["budget"],
+            "candidate": [f"`{name}`" for name in found["candidate"]],
+            "against": [f"`{name}`" for name in found["reference"]],
+            "seeds": found["seeds"],
+            "effect on validation": [
+                f"{e * 100:+.2f} ± {i * 100:.2f} pp" for e, i in zip(found["effect"], found["interval"])
+            ],
+            "call": found["call"],
+        }
+    )
+    return [
+        "## Each idea's effect",
+        "",
+        (
+            "Each candidate's validation mean minus its reference's (the budget's incumbent, or the net "
+            "it teaches) over the seeds both trained, ± two standard errors of that difference from the "
+            "seed std pooled over every candidate of the search; *helps* or *hurts* beyond it, else "
+            "*within noise*."
+        ),
+        "",
+        shown.to_markdown(index=False),
+        "",
+    ]
 
 
 def smallest_holding(summary: pd.DataFrame, plan: Plan) -> str:
