@@ -40,7 +40,7 @@ def main(
         record = deciding_search(search_record)
         validation = load_steps(load_params(record.plans / "params.yaml"))[STEP].validation
         table = record.table.relative_to(layout.reports).as_posix()
-        search = record.runs, validation, table, record.incumbents()
+        search = record.runs, validation, table, record.incumbents(), record.taught()
     if ablation_reports:  # the evidence of each idea: the ablation's rows, and the recipe they measured
         effects = load_effects(ablation_reports / EFFECTS.name)
         baseline = ablation_reports / "baseline.json"  # the final step's config it measured

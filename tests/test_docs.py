@@ -134,7 +134,7 @@ def test_the_search_choice_says_adopted_only_once_every_finalist_has_its_seeds(t
     monkeypatch.setattr(docs, "ROOT", tmp_path)
     monkeypatch.chdir(tmp_path)  # the search's record is read from the working directory
     (tmp_path / "search").mkdir()
-    (tmp_path / "search/candidates.yaml").write_text("incumbents: {final: today}\n")
+    (tmp_path / "search/candidates.yaml").write_text("incumbents: {final: today}\nbudgets: {}\n")
     header = "budget,candidate,rung,experiment,seed,params,val_accuracy,test_accuracy\n"
     rung1 = [
         "final,new,1,new-r1,1,7000,0.995,0.996",
@@ -156,6 +156,14 @@ def test_the_search_choice_says_adopted_only_once_every_finalist_has_its_seeds(t
     )
     runs.write_text(runs.read_text() + "\nfinal,today,2,today-r2,2,7500,0.993,0.993")
     assert docs.search_choice().splitlines()[2].endswith("| **adopted** |")
+    # a budget of nets taught by a teacher: its best, never "adopted"
+    (tmp_path / "search/candidates.yaml").write_text(
+        "incumbents: {final: today}\nbudgets: {taught: {candidates: {t: {distill: {weight: 0.5}}}}}\n"
+    )
+    runs.write_text(
+        runs.read_text() + "\ntaught,t,1,t-r1,1,7000,0.996,0.996\ntaught,t,2,t-r2,2,7000,0.996,0.996"
+    )
+    assert docs.search_choice().splitlines()[-1].endswith("| **best with a teacher, reported apart** |")
 
 
 def test_the_public_results_table_has_a_row_per_source_and_the_projects_nets():

@@ -14,7 +14,6 @@ from mnist_budget.config.step_config import load_steps, merged
 from mnist_budget.report.progression_report import search_section
 from mnist_budget.report.search_results import (
     PREVIOUS_SEARCH,
-    RUNG1_TESTS,
     RUNS,
     STEP,
     adopted,
@@ -23,6 +22,7 @@ from mnist_budget.report.search_results import (
     finalists,
     pooled_std,
     ranked,
+    taught_budgets,
 )
 from mnist_budget.tools.search import (
     carried_rows,
@@ -177,6 +177,36 @@ def test_a_lead_beyond_the_noise_is_adopted_and_ties_go_to_the_fewest_parameters
     assert f"Adopted: a: `z`, {why}." in section
 
 
+def test_nets_taught_by_a_teacher_are_reported_apart_never_adopted(tmp_path, monkeypatch):
+    """A budget whose candidates all distil is another exercise: its table says "with a
+    teacher", the main report's "How the recipes were chosen" names it and adopts nothing from it."""
+    budgets = {
+        "a": {"max_params": 2000, "candidates": {"x": {}}},
+        "a-teacher": {
+            "max_params": 2000,
+            "reference": "x",
+            "candidates": {"t": {"distill": {"weight": 0.5}}},
+        },
+    }
+    plan = plan_in(tmp_path, monkeypatch, budgets)
+    assert plan.taught == {"a-teacher"} and taught_budgets({"budgets": budgets}) == {"a-teacher"}
+    runs = pd.concat(
+        [
+            finalists_scoring({"x": [0.990, 0.991]}, {"x": 452}).assign(rung=[1, 2]),
+            finalists_scoring({"t": [0.992, 0.993]}, {"t": 452}).assign(rung=[1, 2], budget="a-teacher"),
+        ]
+    )
+    text = table(runs, plan)
+    assert "Adopted: `x`, the best finalist on validation." in text
+    assert (
+        "With a teacher (chosen; another exercise than the budget's, never adopted into the progression): "
+        "`t`, 452 parameters, 4 epochs, plus the teacher's cost"
+    ) in text
+    section = "\n".join(search_section(runs, 80, "search/table.md", {}, {"a-teacher"}))
+    assert "Adopted: a: `x`, the best finalist on validation." in section and "a-teacher: `t`" not in section
+    assert "`t`" not in section and "Nets taught by a larger net (a-teacher) are another exercise" in section
+
+
 def test_the_table_says_adopted_only_once_every_finalist_has_its_finalist_seeds(tmp_path, monkeypatch):
     plan = plan_in(
         tmp_path, monkeypatch, {"a": {"max_params": 2000, "candidates": {"x": {}, "y": {}, "z": {}}}}
@@ -305,8 +335,8 @@ def test_a_candidate_within_two_standard_errors_of_the_best_is_tied():
 
 def test_an_incumbent_trained_with_the_same_config_before_is_carried_not_trained(tmp_path, monkeypatch):
     """`carried`: the incumbent's rows of an earlier record, where it trained with the same
-    config on the same seeds, join runs.csv (rung 1's test accuracy sealed, as for a
-    candidate trained here); an incumbent of the same name but another config stops it."""
+    config on the same seeds, join runs.csv with their test accuracy (an incumbent is a
+    finalist whatever its rank); an incumbent of the same name but another config stops it."""
     earlier = tmp_path / "earlier"
     earlier.mkdir()
     (earlier / "params.yaml").write_text(SEARCH_PARAMS)
@@ -344,8 +374,7 @@ def test_an_incumbent_trained_with_the_same_config_before_is_carried_not_trained
     runs = pd.read_csv(RUNS)
     assert runs[["candidate", "rung", "seed"]].values.tolist() == [["inc", 1, 1], ["inc", 2, 2]]  # not seed 7
     assert runs["val_accuracy"].tolist() == [0.91, 0.93]
-    assert runs["test_accuracy"].isna().tolist() == [True, False]  # rung 1's sealed until chosen
-    assert pd.read_csv(RUNG1_TESTS).values.tolist() == [["inc-r1", 1, 0.92]]
+    assert runs["test_accuracy"].tolist() == [0.92, 0.94]
     assert "Carried from " in table(runs, plan(16)) and "`inc`" in table(runs, plan(16))
     carry(plan(16))
     assert len(pd.read_csv(RUNS)) == 2, "carried once"

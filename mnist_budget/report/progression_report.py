@@ -90,9 +90,18 @@ def verdict(m: dict[str, Any]) -> str:
     return f"it {accuracy}, {budget} the budget"
 
 
-def search_section(runs: pd.DataFrame, validation: int, table: str, incumbents: dict[str, str]) -> list[str]:
+def search_section(
+    runs: pd.DataFrame,
+    validation: int,
+    table: str,
+    incumbents: dict[str, str],
+    taught: set[str] = frozenset(),
+) -> list[str]:
     """How the recipes were chosen: the search's finalists, ranked on validation, and what
-    each budget adopted (`search_results.adopted`: ties called first, on validation alone)."""
+    each budget adopted (`search_results.adopted`: ties called first, on validation alone).
+    The budgets of nets `taught` by a teacher are another exercise: named, not shown."""
+    apart = sorted(taught & set(runs["budget"]))
+    runs = runs[~runs["budget"].isin(taught)]
     summary = ranked(runs)
     finalists = summary[summary["test_count"] > 0]
     if finalists.empty:
@@ -130,6 +139,12 @@ def search_section(runs: pd.DataFrame, validation: int, table: str, incumbents: 
             "of the per-seed differences), the budget's incumbent (its recipe when the search began) stays; "
             f"without it, the one with the fewest parameters is adopted. Adopted: {kept}. The steps of this report train on all the training images and "
             "are scored on the test set."
+            + (
+                f" Nets taught by a larger net ({', '.join(apart)}) are another exercise than the budget's: "
+                "they are in the search's table, never in this progression."
+                if apart
+                else ""
+            )
         ),
         "",
         shown.to_markdown(index=False),

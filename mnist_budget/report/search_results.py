@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,21 @@ class SearchRecord:
         """Budget -> its incumbent (the recipe when the search began), from candidates.yaml."""
         plan = yaml.safe_load((self.plans / "candidates.yaml").read_text())
         return plan.get("incumbents") or {}
+
+    def taught(self) -> set[str]:
+        """Its budgets of nets taught by a teacher (`taught_budgets`)."""
+        return taught_budgets(yaml.safe_load((self.plans / "candidates.yaml").read_text()))
+
+
+def taught_budgets(plan: dict[str, Any]) -> set[str]:
+    """The budgets of a candidates.yaml (`plan`) whose every candidate learns from a teacher
+    (`distill`): another exercise than the budget's, reported apart, never adopted into the
+    progression."""
+    return {
+        budget
+        for budget, section in plan["budgets"].items()
+        if section["candidates"] and all("distill" in (c or {}) for c in section["candidates"].values())
+    }
 
 
 def teacher_line(layout: Layout = SEARCH) -> str:

@@ -212,11 +212,16 @@ def search_choice() -> str:
     and what each budget adopted (reports/search/runs.csv)."""
     record = deciding_search()
     summary = ranked(record.runs)
-    incumbents = record.incumbents()
+    incumbents, taught = record.incumbents(), record.taught()
     chosen = adopted(record.runs, incumbents)
     rows = []
     for budget, group in summary[summary["test_count"] > 0].groupby("budget", sort=False):
         state, best = adoption_state(record.runs, group), group.iloc[0]["candidate"]
+        # a net taught by a teacher is another exercise: the budget's best, never adopted
+        if budget in taught:
+            state = (
+                "best with a teacher, reported apart" if state == "Adopted" else f"{state}, with a teacher"
+            )
         for row in group.to_dict("records"):
             name = row["candidate"]
             choice = f"**{state.lower()}**" if chosen[budget][0] == name else ""

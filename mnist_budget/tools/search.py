@@ -57,6 +57,7 @@ from mnist_budget.report.search_results import (
     ranked,
     read_rung1_tests,
     read_runs,
+    taught_budgets,
     teacher_line,
 )
 from mnist_budget.train.model_stats import count_params
@@ -92,6 +93,7 @@ class Plan:
     # budget's `reference` (a budget of its own, as a teacher's, names another's), else its
     # incumbent
     references: dict[str, str] = field(default_factory=dict)
+    taught: frozenset[str] = frozenset()  # budgets of nets taught by a teacher (`taught_budgets`)
 
 
 def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
@@ -144,8 +146,9 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
         f"{carried} holds no {RUNS.name}: name the folder of an earlier search's record",
     )
     references = {budget: name for budget, name in references.items() if name}
+    taught = frozenset(taught_budgets(plan))
     return Plan(
-        plan["keep"], *seeds, budgets, candidates, validation, incumbents, target, carried, references
+        plan["keep"], *seeds, budgets, candidates, validation, incumbents, target, carried, references, taught
     )
 
 
@@ -184,15 +187,13 @@ def carried_rows(plan: Plan) -> pd.DataFrame:
 
 
 def carry(plan: Plan) -> None:
-    """Add the carried rows (`carried_rows`) not in runs.csv yet; rung 1's test accuracy is
-    sealed, as for a candidate trained here, until the finalists are chosen."""
+    """Add the carried rows (`carried_rows`) not in runs.csv yet, with their test accuracy:
+    an incumbent is a finalist whatever its rank, and the earlier search read it."""
     runs, carried = read_runs(), carried_rows(plan)
     new = carried[~carried["candidate"].isin(set(runs["candidate"]))]
     if new.empty:
         return
-    rows = new.to_dict("records")
-    first = seal([row for row in rows if row["rung"] == 1])
-    write_runs(pd.concat([runs, pd.DataFrame(first + [row for row in rows if row["rung"] == 2])]), plan)
+    write_runs(pd.concat([runs, new], ignore_index=True), plan)
     for name, group in new.groupby("candidate"):
         print(
             f"search: {name} carried from {plan.carried} (seeds {', '.join(map(str, sorted(group['seed'])))}: "
@@ -567,7 +568,21 @@ def choice_lines(
         return [f"Rung 1 under way: {len(pending)} of its {len(names)} candidates to train.", ""]
     if budget not in choice:
         return []
-    return [f"{adoption_state(runs, group)}: `{choice[budget][0]}`, {choice[budget][1]}.", ""]
+    state = adoption_state(runs, group)
+    if budget in plan.taught:
+        name = choice[budget][0]
+        epochs = load_steps(load_params(SEARCH.params))[STEP].epochs
+        return [
+            (
+                f"With a teacher ({'chosen' if state == 'Adopted' else state.lower()}; another exercise than "
+                "the budget's, never adopted into "
+                f"the progression): `{name}`, {plan.candidates[name].params:,} parameters, {epochs} epochs, "
+                f"plus the teacher's cost (its training, and its forward pass on every training image of "
+                f"every epoch); {choice[budget][1]}."
+            ),
+            "",
+        ]
+    return [f"{state}: `{choice[budget][0]}`, {choice[budget][1]}.", ""]
 
 
 def effects_section(runs: pd.DataFrame, plan: Plan) -> list[str]:
