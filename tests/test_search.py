@@ -121,6 +121,9 @@ def test_finalists_are_each_budgets_best_on_their_mean_rung_1_validation():
     assert finalists(runs, keep=2) == ["y", "z", "v", "u"]
     # today's recipe meets the challengers on the finalists' seeds, whatever its rank
     assert finalists(runs, keep=1, incumbents={"a": "x", "b": "v"}) == ["y", "x", "v"]
+    # a candidate below its budget's reference on the same seeds goes no further (u: 0.80
+    # against v's 0.85); one level with it does (z: 0.93 against x's 0.93)
+    assert finalists(runs, keep=2, references={"a": "x", "b": "v"}) == ["y", "z", "v"]
     # more seeds rank first: a finalist's mean over 4 seeds above a lucky pair
     more = pd.concat([runs, runs.iloc[[2, 2]].assign(rung=2, seed=[3, 4], val_accuracy=[0.92, 0.94])])
     assert list(ranked(more).query("budget == 'a'")["candidate"]) == ["z", "y", "x"]

@@ -104,7 +104,7 @@ def decided(runs: pd.DataFrame, plans: Path) -> bool:
     names = {name for budget in plan["budgets"].values() for name in budget["candidates"]}
     if not names <= set(runs.loc[runs["rung"] == 1, "candidate"]):
         return False
-    chosen = finalists(runs, plan["keep"], plan.get("incumbents"))
+    chosen = finalists(runs, plan["keep"], plan.get("incumbents"), references_of(plan))
     return set(chosen) <= set(runs.loc[runs["rung"] == 2, "candidate"])
 
 
@@ -170,17 +170,47 @@ def call_ties(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(versus_best=calls, margin=margin)
 
 
-def finalists(runs: pd.DataFrame, keep: int, incumbents: dict[str, str] | None = None) -> list[str]:
+def finalists(
+    runs: pd.DataFrame,
+    keep: int,
+    incumbents: dict[str, str] | None = None,
+    references: dict[str, str] | None = None,
+) -> list[str]:
     """Each budget's best `keep` candidates by their mean rung-1 validation accuracy, then
-    its incumbent if it is not among them."""
-    first = runs[runs["rung"] == 1].groupby(["budget", "candidate"], sort=False)["val_accuracy"].mean()
-    first = first.reset_index().sort_values("val_accuracy", ascending=False, kind="stable")
+    its incumbent if it is not among them. A candidate below its budget's reference
+    (`references`, see `references_of`) on the rung-1 seeds both trained goes no further:
+    it cannot show a gain over the net it changes, and its finalist seeds would cost a
+    taught candidate twice a plain one's."""
+    first = runs[runs["rung"] == 1]
+    val = first.pivot_table(index="seed", columns="candidate", values="val_accuracy")
+    means = first.groupby(["budget", "candidate"], sort=False)["val_accuracy"].mean()
+    means = means.reset_index().sort_values("val_accuracy", ascending=False, kind="stable")
     chosen = []
-    for budget, group in first.groupby("budget"):
+    for budget, group in means.groupby("budget"):
         best = list(group["candidate"].head(keep))
+        reference = (references or {}).get(budget)
+        if reference in val:
+            best = [
+                name
+                for name in best
+                if name == reference
+                or (val[name] - val[reference]).mean() >= 0  # over the seeds both trained
+            ]
         incumbent = (incumbents or {}).get(budget)
         chosen += best + ([incumbent] if incumbent in set(group["candidate"]) - set(best) else [])
     return chosen
+
+
+def references_of(plan: dict[str, Any]) -> dict[str, str]:
+    """Budget -> the candidate its candidates each change one idea of, in a candidates.yaml
+    (`plan`): the budget's `reference` (a budget of its own, as a teacher's, names another
+    budget's net), else its incumbent."""
+    incumbents = plan.get("incumbents") or {}
+    found = {
+        budget: section.get("reference") or incumbents.get(budget)
+        for budget, section in plan["budgets"].items()
+    }
+    return {budget: name for budget, name in found.items() if name}
 
 
 def effects(runs: pd.DataFrame, references: dict[str, str]) -> pd.DataFrame:

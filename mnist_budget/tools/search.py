@@ -57,6 +57,7 @@ from mnist_budget.report.search_results import (
     ranked,
     read_rung1_tests,
     read_runs,
+    references_of,
     taught_budgets,
     teacher_line,
 )
@@ -89,9 +90,8 @@ class Plan:
     # an earlier search's record (its folder) whose rows of the incumbents, trained with the
     # same config on the same seeds, this search takes instead of training them again
     carried: Path | None = None
-    # budget -> the candidate its candidates each change one idea of, for their effects: the
-    # budget's `reference` (a budget of its own, as a teacher's, names another's), else its
-    # incumbent
+    # budget -> the candidate its candidates each change one idea of (`references_of`): their
+    # effects are measured against it, and none below it on rung 1 is a finalist
     references: dict[str, str] = field(default_factory=dict)
     taught: frozenset[str] = frozenset()  # budgets of nets taught by a teacher (`taught_budgets`)
 
@@ -128,16 +128,9 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
             f"{path}: incumbents.{budget}",
             f"{name!r} is no candidate of the {budget} budget",
         )
-    references = {
-        budget: section.get("reference") or incumbents.get(budget)
-        for budget, section in plan["budgets"].items()
-    }
+    references = references_of(plan)
     for budget, name in references.items():
-        require(
-            name is None or name in candidates,
-            f"{path}: {budget}.reference",
-            f"{name!r} is no candidate",
-        )
+        require(name in candidates, f"{path}: {budget}.reference", f"{name!r} is no candidate")
     target = load_target(params).test_accuracy
     carried = Path(plan["carried"]) if plan.get("carried") else None
     require(
@@ -145,7 +138,6 @@ def load_plan(path: Path = CANDIDATES, recipe: Path = SEARCH.params) -> Plan:
         f"{path}: carried",
         f"{carried} holds no {RUNS.name}: name the folder of an earlier search's record",
     )
-    references = {budget: name for budget, name in references.items() if name}
     taught = frozenset(taught_budgets(plan))
     return Plan(
         plan["keep"], *seeds, budgets, candidates, validation, incumbents, target, carried, references, taught
@@ -653,7 +645,7 @@ def main() -> None:
         fill_train_accuracy(plan)
         carry(plan)
         run_rung(plan, 1, turns(plan), plan.rung1_seeds, jobs(plan.rung1_seeds))
-        chosen = finalists(read_runs(), plan.keep, plan.incumbents)
+        chosen = finalists(read_runs(), plan.keep, plan.incumbents, plan.references)
         print(f"search: finalists {', '.join(chosen)}", file=sys.stderr)
         record_finalist_tests(plan, chosen, jobs(plan.rung1_seeds))
         run_rung(plan, 2, chosen, plan.finalist_seeds, jobs(plan.finalist_seeds))
