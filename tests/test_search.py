@@ -237,6 +237,11 @@ def test_the_table_says_adopted_only_once_every_finalist_has_its_finalist_seeds(
     # for its challengers): no choice yet
     assert "Rung 1 under way: 1 of its 3 candidates to train." in table(both[both["candidate"] != "z"], plan)
     assert "Adopted" not in table(both[both["candidate"] != "z"], plan)
+    # rung 1 done for the budget, its finalist's test accuracy not read yet (other budgets
+    # still on rung 1): no choice yet either
+    unread = rung1.assign(test_accuracy=None)
+    assert "Finalists: `x`; rung 2 starts when rung 1 is done." in table(unread, plan)
+    assert "Adopted" not in table(unread, plan)
 
 
 def test_the_smallest_net_holding_the_target_is_a_finalist_on_every_seed(tmp_path, monkeypatch):

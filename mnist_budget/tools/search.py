@@ -558,6 +558,14 @@ def choice_lines(
     pending = set(names) - set(runs.loc[runs["rung"] == 1, "candidate"])
     if pending:
         return [f"Rung 1 under way: {len(pending)} of its {len(names)} candidates to train.", ""]
+    ours = set(runs.loc[runs["budget"] == budget, "candidate"])
+    chosen = [name for name in finalists(runs, plan.keep, plan.incumbents, plan.references) if name in ours]
+    unread = [name for name in chosen if runs.loc[runs["candidate"] == name, "test_accuracy"].isna().all()]
+    if unread:  # its finalists are known; their test accuracy is read once the whole rung 1 is done
+        return [
+            f"Finalists: {', '.join(f'`{name}`' for name in chosen)}; rung 2 starts when rung 1 is done.",
+            "",
+        ]
     if budget not in choice:
         return []
     state = adoption_state(runs, group)
