@@ -47,12 +47,16 @@ class SearchRecord:
 
     def incumbents(self) -> dict[str, str]:
         """Budget -> its incumbent (the recipe when the search began), from candidates.yaml."""
-        plan = yaml.safe_load((self.plans / "candidates.yaml").read_text())
-        return plan.get("incumbents") or {}
+        return read_plan(self.plans).get("incumbents") or {}
 
     def taught(self) -> set[str]:
         """Its budgets of nets taught by a teacher (`taught_budgets`)."""
-        return taught_budgets(yaml.safe_load((self.plans / "candidates.yaml").read_text()))
+        return taught_budgets(read_plan(self.plans))
+
+
+def read_plan(plans: Path) -> dict[str, Any]:
+    """The candidates.yaml of a search whose plans are in the folder `plans`, as written."""
+    return yaml.safe_load((plans / "candidates.yaml").read_text())
 
 
 def taught_budgets(plan: dict[str, Any]) -> set[str]:
@@ -100,7 +104,7 @@ def read_rung1_tests() -> pd.DataFrame:
 def decided(runs: pd.DataFrame, plans: Path) -> bool:
     """Whether a search has chosen: every candidate of its candidates.yaml (in `plans`) has
     trained on rung 1, and every finalist on the finalists' seeds too."""
-    plan = yaml.safe_load((plans / "candidates.yaml").read_text())
+    plan = read_plan(plans)
     names = {name for budget in plan["budgets"].values() for name in budget["candidates"]}
     if not names <= set(runs.loc[runs["rung"] == 1, "candidate"]):
         return False
@@ -182,20 +186,13 @@ def finalists(
     it cannot show a gain over the net it changes, and its finalist seeds would cost a
     taught candidate twice a plain one's."""
     first = runs[runs["rung"] == 1]
-    val = first.pivot_table(index="seed", columns="candidate", values="val_accuracy")
+    found = effects(first, references or {})
+    behind = set(found.loc[~(found["effect"] >= 0), "candidate"])  # over the seeds both trained
     means = first.groupby(["budget", "candidate"], sort=False)["val_accuracy"].mean()
     means = means.reset_index().sort_values("val_accuracy", ascending=False, kind="stable")
     chosen = []
     for budget, group in means.groupby("budget"):
-        best = list(group["candidate"].head(keep))
-        reference = (references or {}).get(budget)
-        if reference in val:
-            best = [
-                name
-                for name in best
-                if name == reference
-                or (val[name] - val[reference]).mean() >= 0  # over the seeds both trained
-            ]
+        best = [name for name in group["candidate"].head(keep) if name not in behind]
         incumbent = (incumbents or {}).get(budget)
         chosen += best + ([incumbent] if incumbent in set(group["candidate"]) - set(best) else [])
     return chosen

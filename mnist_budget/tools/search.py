@@ -55,6 +55,7 @@ from mnist_budget.report.search_results import (
     finalists,
     pooled_std,
     ranked,
+    read_plan,
     read_rung1_tests,
     read_runs,
     references_of,
@@ -159,7 +160,7 @@ def carried_rows(plan: Plan) -> pd.DataFrame:
         return pd.DataFrame(columns=RUN_COLUMNS)
     earlier = read_runs(plan.carried / RUNS.name)
     then, now = load_params(plan.carried / "params.yaml"), load_params(SEARCH.params)
-    then_plan = yaml.safe_load((plan.carried / "candidates.yaml").read_text())
+    then_plan = read_plan(plan.carried)
     then_changes = {n: c or {} for b in then_plan["budgets"].values() for n, c in b["candidates"].items()}
     kept = []
     for budget, name in plan.incumbents.items():
