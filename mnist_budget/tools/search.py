@@ -316,7 +316,10 @@ def experiment_name(candidate: str, rung: int) -> str:
 
 
 def write_runs(runs: pd.DataFrame, plan: Plan) -> None:
+    """runs.csv, and the table from the same numbers: rows built with a blank test accuracy
+    (None) leave an object column whose mean rounds unlike the file's floats read back."""
     runs = runs.sort_values(["budget", "candidate", "seed"], kind="stable")
+    runs = runs.astype(dict.fromkeys(["train_accuracy", "val_accuracy", "test_accuracy"], float))
     with atomic_path(RUNS) as tmp:
         runs[RUN_COLUMNS].to_csv(tmp, index=False)
     write_text(TABLE, table(runs, plan))
