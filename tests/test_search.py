@@ -208,9 +208,41 @@ def test_nets_taught_by_a_teacher_are_reported_apart_never_adopted(tmp_path, mon
         "With a teacher (chosen; another exercise than the budget's, never adopted into the progression): "
         "`t`, 452 parameters, 4 epochs, plus the teacher's cost"
     ) in text
+    assert "against `x` without a teacher, paired on validation: +0.20 ± 0.00 pp over 2 seeds, ahead" in text
+    # t holds the target where x does not: named apart, never as the exercise's smallest net
+    plan = dataclasses.replace(plan, target=0.992)
+    assert smallest_holding(ranked(runs.assign(test_accuracy=runs["val_accuracy"])), plan) == (
+        "No finalist holds a 99.20% test mean over 2 seeds yet.\n\n"
+        "With a teacher (another exercise): smallest net that holds a 99.20% test mean over 2 seeds: "
+        "`t`, 452 params, 99.25% (min 99.20%)."
+    )
     section = "\n".join(search_section(runs, 80, "search/table.md", {}, {"a-teacher"}))
     assert "Adopted: a: `x`, the best finalist on validation." in section and "a-teacher: `t`" not in section
     assert "`t`" not in section and "Nets taught by a larger net (a-teacher) are another exercise" in section
+
+
+def test_a_teachers_budget_behind_its_net_on_rung_1_says_it_has_no_finalist(tmp_path, monkeypatch):
+    budgets = {
+        "a": {"max_params": 2000, "candidates": {"x": {}}},
+        "a-teacher": {
+            "max_params": 2000,
+            "reference": "x",
+            "candidates": {"t": {"distill": {"weight": 0.5}}},
+        },
+    }
+    plan = plan_in(tmp_path, monkeypatch, budgets)
+    runs = pd.concat(
+        [
+            finalists_scoring({"x": [0.990, 0.991]}, {"x": 452}).assign(rung=[1, 2]),
+            finalists_scoring({"t": [0.989]}, {"t": 452}).assign(budget="a-teacher"),
+        ]
+    )
+    text = table(runs, plan)
+    assert (
+        "No finalist: no candidate reached `x`, the net they change, on rung 1's seeds; "
+        "none trained on the finalists' seeds."
+    ) in text
+    assert "With a teacher (chosen" not in text
 
 
 def test_the_table_says_adopted_only_once_every_finalist_has_its_finalist_seeds(tmp_path, monkeypatch):

@@ -262,6 +262,18 @@ def paired(runs: pd.DataFrame, best: str, name: str) -> Paired:
     return Paired(float(differences.mean()) if n else float("nan"), float(noise), n)
 
 
+def against_reference(runs: pd.DataFrame, reference: str, name: str) -> str:
+    """`name`'s validation difference from `reference`, paired over the seeds both trained, and
+    whether it is beyond the noise of the pair."""
+    pair = paired(runs, reference, name)
+    call = (
+        "ahead beyond the noise" if -pair.lead > pair.noise
+        else "behind beyond the noise" if pair.lead > pair.noise
+        else "within the noise"
+    )  # fmt: skip
+    return f"{pair.text()}, {call}"
+
+
 def adopted(runs: pd.DataFrame, incumbents: dict[str, str]) -> dict[str, tuple[str, str]]:
     """Per budget whose finalists are scored, the recipe to train and why, on validation
     alone: among the finalists tied with the best on validation (paired over their seeds),

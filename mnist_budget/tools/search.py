@@ -51,6 +51,7 @@ from mnist_budget.report.search_results import (
     TABLE,
     adopted,
     adoption_state,
+    against_reference,
     effects,
     finalists,
     pooled_std,
@@ -570,6 +571,15 @@ def choice_lines(
             f"Finalists: {', '.join(f'`{name}`' for name in chosen)}; rung 2 starts when rung 1 is done.",
             "",
         ]
+    reference = plan.references.get(budget)
+    if not chosen:  # a budget of its own (a teacher's) whose every candidate fell behind its net
+        return [
+            (
+                f"No finalist: no candidate reached `{reference}`, the net they change, on rung 1's "
+                "seeds; none trained on the finalists' seeds."
+            ),
+            "",
+        ]
     if budget not in choice:
         return []
     state = adoption_state(runs, group)
@@ -582,7 +592,8 @@ def choice_lines(
                 "the budget's, never adopted into "
                 f"the progression): `{name}`, {plan.candidates[name].params:,} parameters, {epochs} epochs, "
                 f"plus the teacher's cost (its training, and its forward pass on every training image of "
-                f"every epoch); {choice[budget][1]}."
+                f"every epoch); {choice[budget][1]}; against `{reference}` without a teacher, paired on "
+                f"validation: {against_reference(runs, reference, name)}."
             ),
             "",
         ]
@@ -624,16 +635,23 @@ def effects_section(runs: pd.DataFrame, plan: Plan) -> list[str]:
 
 def smallest_holding(summary: pd.DataFrame, plan: Plan) -> str:
     """The smallest finalist whose test mean over every seed (rung 1's and the finalists')
-    holds the target: the search reads no other candidate's test accuracy."""
+    holds the target (the search reads no other candidate's test accuracy); a net taught by
+    the teacher is another exercise, named in a line of its own."""
     seeds = len(plan.rung1_seeds) + len(plan.finalist_seeds)
-    done = summary[(summary["test_count"] == seeds) & (summary["test_mean"] >= plan.target)]
-    if done.empty:
-        return f"No finalist holds a {plan.target:.2%} test mean over {seeds} seeds yet."
-    best = done.sort_values(["params", "test_mean"], ascending=[True, False], kind="stable").iloc[0]
-    return (
-        f"Smallest net that holds a {plan.target:.2%} test mean over {seeds} seeds: `{best['candidate']}`, "
-        f"{best['params']:,} params, {best['test_mean']:.2%} (min {best['test_min']:.2%})."
-    )
+    holds = f"holds a {plan.target:.2%} test mean over {seeds} seeds"
+    taught = summary["budget"].isin(plan.taught)
+    lines = []
+    for rows, prefix in [(summary[~taught], ""), (summary[taught], "With a teacher (another exercise): ")]:
+        done = rows[(rows["test_count"] == seeds) & (rows["test_mean"] >= plan.target)]
+        if done.empty:
+            lines += [] if prefix else [f"No finalist {holds} yet."]
+            continue
+        best = done.sort_values(["params", "test_mean"], ascending=[True, False], kind="stable").iloc[0]
+        lines.append(
+            f"{prefix}{'s' if prefix else 'S'}mallest net that {holds}: `{best['candidate']}`, "
+            f"{best['params']:,} params, {best['test_mean']:.2%} (min {best['test_min']:.2%})."
+        )
+    return "\n\n".join(lines)
 
 
 def main() -> None:
