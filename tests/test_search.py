@@ -183,25 +183,25 @@ def test_a_lead_beyond_the_noise_is_adopted_and_ties_go_to_the_fewest_parameters
     assert f"Adopted: a: `z`, {why}." in section
 
 
+# a budget "a" of one net, x, and a budget of it taught by the teacher, t
+TAUGHT = {
+    "a": {"max_params": 2000, "candidates": {"x": {}}},
+    "a-teacher": {"max_params": 2000, "reference": "x", "candidates": {"t": {"distill": {"weight": 0.5}}}},
+}
+
+
+def taught_runs(taught: pd.DataFrame) -> pd.DataFrame:
+    """x on seeds 1 (rung 1) and 2 (rung 2), beside t's runs (`taught`, of budget "a")."""
+    x = finalists_scoring({"x": [0.990, 0.991]}, {"x": 452}).assign(rung=[1, 2])
+    return pd.concat([x, taught.assign(budget="a-teacher")])
+
+
 def test_nets_taught_by_a_teacher_are_reported_apart_never_adopted(tmp_path, monkeypatch):
     """A budget whose candidates all distil is another exercise: its table says "with a
     teacher", the main report's "How the recipes were chosen" names it and adopts nothing from it."""
-    budgets = {
-        "a": {"max_params": 2000, "candidates": {"x": {}}},
-        "a-teacher": {
-            "max_params": 2000,
-            "reference": "x",
-            "candidates": {"t": {"distill": {"weight": 0.5}}},
-        },
-    }
-    plan = plan_in(tmp_path, monkeypatch, budgets)
-    assert plan.taught == {"a-teacher"} and taught_budgets({"budgets": budgets}) == {"a-teacher"}
-    runs = pd.concat(
-        [
-            finalists_scoring({"x": [0.990, 0.991]}, {"x": 452}).assign(rung=[1, 2]),
-            finalists_scoring({"t": [0.992, 0.993]}, {"t": 452}).assign(rung=[1, 2], budget="a-teacher"),
-        ]
-    )
+    plan = plan_in(tmp_path, monkeypatch, TAUGHT)
+    assert plan.taught == {"a-teacher"} and taught_budgets({"budgets": TAUGHT}) == {"a-teacher"}
+    runs = taught_runs(finalists_scoring({"t": [0.992, 0.993]}, {"t": 452}).assign(rung=[1, 2]))
     text = table(runs, plan)
     assert "Adopted: `x`, the best finalist on validation." in text
     assert (
@@ -222,21 +222,8 @@ def test_nets_taught_by_a_teacher_are_reported_apart_never_adopted(tmp_path, mon
 
 
 def test_a_teachers_budget_behind_its_net_on_rung_1_says_it_has_no_finalist(tmp_path, monkeypatch):
-    budgets = {
-        "a": {"max_params": 2000, "candidates": {"x": {}}},
-        "a-teacher": {
-            "max_params": 2000,
-            "reference": "x",
-            "candidates": {"t": {"distill": {"weight": 0.5}}},
-        },
-    }
-    plan = plan_in(tmp_path, monkeypatch, budgets)
-    runs = pd.concat(
-        [
-            finalists_scoring({"x": [0.990, 0.991]}, {"x": 452}).assign(rung=[1, 2]),
-            finalists_scoring({"t": [0.989]}, {"t": 452}).assign(budget="a-teacher"),
-        ]
-    )
+    plan = plan_in(tmp_path, monkeypatch, TAUGHT)
+    runs = taught_runs(finalists_scoring({"t": [0.989]}, {"t": 452}))
     text = table(runs, plan)
     assert (
         "No finalist: no candidate reached `x`, the net they change, on rung 1's seeds; "
