@@ -639,18 +639,22 @@ def smallest_holding(summary: pd.DataFrame, plan: Plan) -> str:
     the teacher is another exercise, named in a line of its own."""
     seeds = len(plan.rung1_seeds) + len(plan.finalist_seeds)
     holds = f"holds a {plan.target:.2%} test mean over {seeds} seeds"
-    taught = summary["budget"].isin(plan.taught)
-    lines = []
-    for rows, prefix in [(summary[~taught], ""), (summary[taught], "With a teacher (another exercise): ")]:
+
+    def smallest(rows: pd.DataFrame) -> str | None:
         done = rows[(rows["test_count"] == seeds) & (rows["test_mean"] >= plan.target)]
         if done.empty:
-            lines += [] if prefix else [f"No finalist {holds} yet."]
-            continue
+            return None
         best = done.sort_values(["params", "test_mean"], ascending=[True, False], kind="stable").iloc[0]
-        lines.append(
-            f"{prefix}{'s' if prefix else 'S'}mallest net that {holds}: `{best['candidate']}`, "
-            f"{best['params']:,} params, {best['test_mean']:.2%} (min {best['test_min']:.2%})."
+        return (
+            f"`{best['candidate']}`, {best['params']:,} params, {best['test_mean']:.2%} "
+            f"(min {best['test_min']:.2%})"
         )
+
+    taught = summary["budget"].isin(plan.taught)
+    own, theirs = smallest(summary[~taught]), smallest(summary[taught])
+    lines = [f"Smallest net that {holds}: {own}." if own else f"No finalist {holds} yet."]
+    if theirs:
+        lines.append(f"With a teacher (another exercise): smallest net that {holds}: {theirs}.")
     return "\n\n".join(lines)
 
 
